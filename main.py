@@ -1,0 +1,153 @@
+"""NSML entry file: train a Korean speech recognizer, or load one and transcribe (submit).
+
+On NSML:   nsml run -d DATASET -a "--max_minutes 60"   /   nsml submit SESSION best
+Locally:   python main.py            (trains on ./sample_dataset through nsml_local)
+"""
+import argparse
+import os
+import sys
+import warnings
+
+import torch
+
+try:
+    import nsml
+except ImportError:  # local run without `pip install -e nsml_local`: use the bundled stand-in
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "nsml_local"))
+    import nsml
+
+from modules.checkpoint import load_checkpoint, save_checkpoint
+from modules.data import read_training_set, split_by_sentence
+from modules.features import FeatureConfig
+from modules.inference import transcribe_files, transcribe_folder
+from modules.models import MODELS
+from modules.recognizer import SpeechRecognizer, default_device
+from modules.text import TextConfig, build_tokenizer
+from modules.training import TrainConfig, Trainer
+
+CHECKPOINT_FILE = "model.pt"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    # Reserved by NSML: fork and submit pass these; renaming them breaks both.
+    p.add_argument("--mode", type=str, default="train", help="train, or test on `nsml submit` (reserved)")
+    p.add_argument("--iteration", type=str, default="0", help="checkpoint to load on fork/submit (reserved)")
+    p.add_argument("--pause", type=int, default=0, help="1 when NSML is loading a model (reserved)")
+    # The kit's own options.
+    p.add_argument("--dataset_path", type=str, default=None, help="override nsml.DATASET_PATH")
+    p.add_argument("--model", type=str, default="deepspeech2", choices=sorted(MODELS))
+    p.add_argument("--rnn_hidden", type=int, default=256)
+    p.add_argument("--rnn_layers", type=int, default=3)
+    p.add_argument("--time_stride", type=int, default=6, help="model output frame = time_stride x 10 ms")
+    p.add_argument("--unit", type=str, default="char", help="output text unit")
+    p.add_argument("--no_spaces", action="store_true", help="train without spaces (CER ignores them)")
+    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    p.add_argument("--max_minutes", type=float, default=0.0, help="training wall-clock budget; 0 = none")
+    p.add_argument("--batch_seconds", type=float, default=0.0, help="padded audio seconds per batch; 0 = auto")
+    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--num_workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--valid_fraction", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", type=str, default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    return p.parse_args(argv)
+
+
+class Kit:
+    """What save/load/infer share: the recognizer and, while training, the trainer."""
+
+    def __init__(self, device):
+        self.device = device
+        self.recognizer = None
+        self.trainer = None
+        self.resume_state = None  # training state of a loaded checkpoint, applied when training starts
+
+
+def bind_model(kit: Kit):
+    def save(dir_path, **kwargs):
+        payload = {"recognizer": kit.recognizer.state_dict()}
+        if kit.trainer is not None:
+            payload["trainer"] = kit.trainer.state_dict()
+        save_checkpoint(payload, os.path.join(dir_path, CHECKPOINT_FILE))
+
+    def load(dir_path, **kwargs):
+        payload = load_checkpoint(os.path.join(dir_path, CHECKPOINT_FILE))
+        kit.recognizer = SpeechRecognizer.from_state_dict(payload["recognizer"], kit.device)
+        kit.resume_state = payload.get("trainer")
+        print(f"[load] {dir_path}: {kit.recognizer.model_name}, {len(kit.recognizer.tokenizer)} units", flush=True)
+
+    def infer(path, **kwargs):
+        """A folder gives `[{'filename', 'text'}, ...]` sorted by filename (2022 protocol);
+        a single file gives its transcript (2019 per-file protocol)."""
+        if kit.recognizer is None:
+            raise RuntimeError("infer called before a model was loaded")
+        if os.path.isdir(path):
+            return transcribe_folder(kit.recognizer, path)
+        return transcribe_files(kit.recognizer, [path], progress=False)[0]
+
+    nsml.bind(save=save, load=load, infer=infer)
+
+
+def dataset_root(args) -> str:
+    root = args.dataset_path or nsml.DATASET_PATH
+    if isinstance(root, (list, tuple)):  # NSML gives a list when a session has several datasets
+        root = root[0]
+    if not root or not os.path.isdir(root):
+        sys.exit(f"dataset path {root!r} does not exist; pass --dataset_path or `nsml run -d DATASET`")
+    return root
+
+
+def train(kit: Kit, args):
+    text_config = TextConfig(keep_spaces=not args.no_spaces)
+    utterances = read_training_set(dataset_root(args), text_config)
+    train_utts, valid_utts = split_by_sentence(utterances, args.valid_fraction, args.seed)
+    print(f"[data] {len(train_utts)} train / {len(valid_utts)} validation utterances "
+          f"({sum(u.duration for u in train_utts) / 60:.1f} / {sum(u.duration for u in valid_utts) / 60:.1f} min)",
+          flush=True)
+
+    if kit.recognizer is None:
+        # Every label's characters, validation included, so no character is ever dropped.
+        tokenizer = build_tokenizer(args.unit, [u.text for u in utterances])
+        kit.recognizer = SpeechRecognizer.create(
+            args.model, tokenizer, FeatureConfig(), text_config, kit.device,
+            rnn_hidden=args.rnn_hidden, rnn_layers=args.rnn_layers, time_stride=args.time_stride)
+    n_params = sum(p.numel() for p in kit.recognizer.model.parameters())
+    print(f"[model] {kit.recognizer.model_name}: {n_params / 1e6:.2f} M parameters, "
+          f"{len(kit.recognizer.tokenizer)} units, device {kit.device}", flush=True)
+
+    config = TrainConfig(epochs=args.epochs, max_minutes=args.max_minutes, batch_seconds=args.batch_seconds,
+                         lr=args.lr, num_workers=args.num_workers, seed=args.seed)
+    kit.trainer = Trainer(kit.recognizer, config, train_utts, valid_utts)
+    if kit.resume_state is not None:  # forked session: continue epoch, optimizer and schedule
+        kit.trainer.load_state_dict(kit.resume_state)
+        print(f"[resume] from epoch {kit.trainer.epoch}, step {kit.trainer.step}", flush=True)
+
+    def on_epoch_end(m):
+        print(f"epoch {m['epoch']:3d} | train_loss {m['train_loss']:.3f} | val_loss {m['val_loss']:.3f} | "
+              f"val_cer {m['val_cer']:.3f} | {m['audio_per_second']:.0f} audio-s/s | {m['minutes']:.1f} min", flush=True)
+        for hyp, ref in m["val_examples"][:1]:
+            print(f"    ref: {ref}\n    hyp: {hyp}", flush=True)
+        nsml.report(summary=True, scope=None, step=m["epoch"], epoch=m["epoch"], train_loss=m["train_loss"],
+                    val_loss=m["val_loss"], val_cer=m["val_cer"], lr=m["lr"])
+        nsml.save(m["epoch"])
+        if m["improved"]:
+            nsml.save("best")
+
+    kit.trainer.fit(on_epoch_end)
+    print(f"[done] best val_cer {kit.trainer.best_cer:.4f} after {kit.trainer.epoch} epochs", flush=True)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    warnings.simplefilter("always", UserWarning)  # one line per bad file, every time
+    device = torch.device(args.device) if args.device else default_device()
+    kit = Kit(device)
+    bind_model(kit)
+    if args.pause:
+        nsml.paused(scope=locals())  # fork: loads and returns; submit: loads, infers, scores, exits
+    if args.mode == "train":
+        train(kit, args)
+
+
+if __name__ == "__main__":
+    main()

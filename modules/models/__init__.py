@@ -1,0 +1,18 @@
+"""Acoustic models, one file each, chosen by name."""
+from dataclasses import asdict
+
+from .deepspeech2 import DeepSpeech2, DeepSpeech2Config
+
+MODELS = {"deepspeech2": (DeepSpeech2, DeepSpeech2Config)}
+
+
+def build_model(name: str, n_mels: int, vocab_size: int, **options):
+    """Build model `name`; `options` override fields of its config dataclass."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose from: {', '.join(MODELS)}")
+    model_cls, config_cls = MODELS[name]
+    return model_cls(config_cls(**options), n_mels=n_mels, vocab_size=vocab_size)
+
+
+def model_options(model) -> dict:
+    return asdict(model.config)

@@ -1,0 +1,155 @@
+"""The training loop: AdamW, warmup + cosine decay, gradient clipping, validation every epoch."""
+import math
+import time
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .data import DurationBatchSampler, SpeechDataset, collate
+from .features import SpecAugmentConfig
+from .metrics import cer
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100
+    max_minutes: float = 0.0       # wall-clock budget for this session's training; 0 = none
+    batch_seconds: float = 0.0     # padded audio seconds per batch; 0 = auto (CPU 90, GPU 900)
+    lr: float = 2e-3
+    weight_decay: float = 1e-2
+    warmup_fraction: float = 0.08  # of training progress
+    final_lr_ratio: float = 0.05
+    grad_clip: float = 5.0
+    specaugment: bool = True
+    sortagrad: bool = False
+    num_workers: int = 0
+    seed: int = 0
+
+
+class Trainer:
+    def __init__(self, recognizer, config: TrainConfig, train_utts: list, valid_utts: list):
+        self.recognizer, self.config = recognizer, config
+        if not config.batch_seconds:
+            config.batch_seconds = 900.0 if recognizer.device.type == "cuda" else 90.0
+        torch.manual_seed(config.seed)
+        self.train_utts = self._trainable(train_utts)
+        self.valid_utts = valid_utts
+        self.train_sampler = DurationBatchSampler([u.duration for u in self.train_utts], config.batch_seconds,
+                                                  shuffle=True, seed=config.seed, sortagrad=config.sortagrad)
+        self.train_loader = self._loader(self.train_utts, self.train_sampler)
+        self.valid_loader = self._loader(valid_utts, DurationBatchSampler(
+            [u.duration for u in valid_utts], 2 * config.batch_seconds, shuffle=False))
+        self.optimizer = torch.optim.AdamW(recognizer.model.parameters(), lr=config.lr,
+                                           weight_decay=config.weight_decay)
+        self.total_steps = config.epochs * len(self.train_sampler)
+        self.augment = SpecAugmentConfig() if config.specaugment else None
+        self.epoch = self.step = 0
+        self.best_cer = math.inf
+        self.session_start = time.time()
+
+    def _trainable(self, utts):
+        """Drop utterances with more units than the model has output frames (CTC cannot align them)."""
+        rec, keep = self.recognizer, []
+        for u in utts:
+            frames = rec.featurizer.frame_lengths(torch.tensor([int(u.duration * rec.feature_config.sample_rate)]))
+            if int(rec.model.output_lengths(frames)[0]) >= len(rec.tokenizer.encode(u.text)):
+                keep.append(u)
+            else:
+                warnings.warn(f"{u.path}: {u.duration:.2f} s is too short for its {len(u.text)}-character "
+                              "transcript; skipped")
+        if not keep:
+            raise ValueError("no training utterance is long enough for its transcript")
+        return keep
+
+    def _loader(self, utts, sampler):
+        return torch.utils.data.DataLoader(SpeechDataset(utts, self.recognizer.tokenizer), batch_sampler=sampler,
+                                           collate_fn=collate, num_workers=self.config.num_workers)
+
+    def progress(self) -> float:
+        """Fraction of training done: by optimizer steps, or by the time budget if that runs out first."""
+        by_steps = self.step / max(self.total_steps, 1)
+        if self.config.max_minutes:
+            return max(by_steps, (time.time() - self.session_start) / (60 * self.config.max_minutes))
+        return by_steps
+
+    def learning_rate(self) -> float:
+        p, c = min(self.progress(), 1.0), self.config
+        if p < c.warmup_fraction:
+            return c.lr * max(p / c.warmup_fraction, 0.01)
+        decay = (p - c.warmup_fraction) / max(1 - c.warmup_fraction, 1e-9)
+        return c.lr * (c.final_lr_ratio + (1 - c.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * decay)))
+
+    def out_of_time(self) -> bool:
+        return bool(self.config.max_minutes) and time.time() - self.session_start >= 60 * self.config.max_minutes
+
+    def ctc_loss(self, batch, augment):
+        log_probs, lengths = self.recognizer.forward(batch["waves"], batch["wave_lengths"], augment)
+        loss = F.ctc_loss(log_probs.transpose(0, 1), batch["targets"].to(log_probs.device), lengths,
+                          batch["target_lengths"].to(log_probs.device), blank=0, zero_infinity=True)
+        return loss, log_probs, lengths
+
+    def train_epoch(self) -> dict:
+        model = self.recognizer.model
+        model.train()
+        self.train_sampler.set_epoch(self.epoch)
+        total, audio_seconds, count, start = 0.0, 0.0, 0, time.time()
+        bar = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}", unit="batch", leave=False)
+        for batch in bar:
+            if batch is None:
+                continue
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.learning_rate()
+            loss, _, _ = self.ctc_loss(batch, self.augment)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), self.config.grad_clip)
+            self.optimizer.step()
+            self.step += 1
+            total += loss.item()
+            count += 1
+            audio_seconds += float(batch["wave_lengths"].sum()) / self.recognizer.feature_config.sample_rate
+            bar.set_postfix(loss=f"{total / count:.3f}", lr=f"{self.learning_rate():.2e}")
+            if self.out_of_time():
+                break
+        bar.close()
+        elapsed = time.time() - start
+        return {"train_loss": total / max(count, 1), "audio_per_second": audio_seconds / max(elapsed, 1e-9)}
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        self.recognizer.model.eval()
+        total, count, hyps, refs = 0.0, 0, [], []
+        for batch in self.valid_loader:
+            if batch is None:
+                continue
+            loss, log_probs, lengths = self.ctc_loss(batch, augment=None)  # never augment validation
+            total += loss.item() * len(lengths)
+            count += len(lengths)
+            hyps += self.recognizer.decode(log_probs, lengths)
+            refs += [self.valid_utts[i].text for i in batch["indices"]]
+        return {"val_loss": total / max(count, 1), "val_cer": cer(hyps, refs) if hyps else 1.0,
+                "val_examples": list(zip(hyps[:3], refs[:3]))}
+
+    def fit(self, on_epoch_end=None):
+        """Train until `epochs` or the time budget; `on_epoch_end(metrics)` after each validation."""
+        while self.epoch < self.config.epochs and not self.out_of_time():
+            metrics = self.train_epoch()
+            metrics.update(self.evaluate())
+            self.epoch += 1
+            improved = metrics["val_cer"] < self.best_cer
+            self.best_cer = min(self.best_cer, metrics["val_cer"])
+            metrics.update(epoch=self.epoch, improved=improved, lr=self.learning_rate(),
+                           minutes=(time.time() - self.session_start) / 60)
+            if on_epoch_end:
+                on_epoch_end(metrics)
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "epoch": self.epoch, "step": self.step,
+                "best_cer": self.best_cer}
+
+    def load_state_dict(self, state: dict):
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.step, self.best_cer = state["epoch"], state["step"], state["best_cer"]
