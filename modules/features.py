@@ -38,7 +38,10 @@ class LogMelFilterbank(nn.Module):
         self.register_buffer("window", torch.hann_window(config.win_length), persistent=False)
 
     def frame_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
-        return sample_lengths // self.config.hop_length + 1
+        # Only frames whose window ends inside the signal: later ones would see the
+        # batch's padding, and a file must give the same features alone or batched.
+        c = self.config
+        return ((sample_lengths - c.n_fft // 2) // c.hop_length + 1).clamp(min=1)
 
     @torch.no_grad()
     def forward(self, waveforms: torch.Tensor, sample_lengths: torch.Tensor):

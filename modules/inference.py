@@ -47,7 +47,7 @@ def transcribe_files(recognizer, paths: list, batch_seconds: float = 300.0, num_
     loader = torch.utils.data.DataLoader(_AudioFiles(paths, recognizer.feature_config.n_fft),
                                          batch_sampler=sampler, collate_fn=_collate, num_workers=num_workers)
     texts = [""] * len(paths)
-    with tqdm(total=len(paths), desc="infer", unit="utt", disable=not progress) as bar:
+    with tqdm(total=len(paths), desc="infer", unit="utt", disable=None if progress else True) as bar:
         for items in loader:
             good = [(i, w) for i, w in items if w is not None]
             if good:

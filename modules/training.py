@@ -96,7 +96,9 @@ class Trainer:
         model.train()
         self.train_sampler.set_epoch(self.epoch)
         total, audio_seconds, count, start = 0.0, 0.0, 0, time.time()
-        bar = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}", unit="batch", leave=False)
+        # A live bar on a terminal; in a log file (NSML, `nsml logs`) a plain line a minute instead.
+        bar = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}", unit="batch", leave=False, disable=None)
+        last_line = start
         for batch in bar:
             if batch is None:
                 continue
@@ -112,6 +114,10 @@ class Trainer:
             count += 1
             audio_seconds += float(batch["wave_lengths"].sum()) / self.recognizer.feature_config.sample_rate
             bar.set_postfix(loss=f"{total / count:.3f}", lr=f"{self.learning_rate():.2e}")
+            if bar.disable and time.time() - last_line > 60:
+                last_line = time.time()
+                print(f"  epoch {self.epoch + 1} step {count}/{len(self.train_sampler)} "
+                      f"loss {total / count:.3f} lr {self.learning_rate():.2e}", flush=True)
             if self.out_of_time():
                 break
         bar.close()

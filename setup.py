@@ -1,0 +1,21 @@
+#nsml: pytorch/pytorch:2.7.0-cuda12.8-cudnn9-runtime
+"""NSML reads the image from the first line and installs `install_requires` before running main.py.
+
+torch comes with the image; torchaudio is deliberately not used. The list lives in
+requirements.txt so run.sh and CI install exactly the same packages.
+"""
+import os
+
+from setuptools import setup
+
+here = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(here, "requirements.txt")) as f:
+    requirements = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+
+setup(
+    name="korean-asr-nsml-kit",
+    version="0.1.0",
+    description="Korean speech recognition kit for NSML competitions",
+    install_requires=requirements,
+    packages=[],  # the kit runs from its folder (main.py + modules/); nothing to install but dependencies
+)
