@@ -119,6 +119,9 @@ def _origin_checkpoint(origin, requested):
 
 def _origin_dataset(origin):
     meta = origin.meta()
+    if not os.path.isdir(origin.path('code')):
+        raise NSMLError('session %s has no uploaded code (it was a direct `python main.py` run); '
+                        'start one with nsml run to fork or submit' % origin.name)
     path = meta.get('dataset_path', '')
     if not os.path.isdir(path):
         raise NSMLError("the dataset of %s (%s) does not exist any more" % (origin.name, path))

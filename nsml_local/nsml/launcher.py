@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 from . import environment as env_names
@@ -132,8 +133,8 @@ def supervise(session, echo):
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, start_new_session=True)
     session.update(status='running', pid=process.pid, supervisor_pid=os.getpid(), started=time.time())
-    interrupted = False
-    try:
+
+    def copy_output():
         fd = process.stdout.fileno()
         while True:
             chunk = os.read(fd, 65536)  # chunks, not lines: \r progress bars stay live
@@ -144,13 +145,25 @@ def supervise(session, echo):
             if echo:
                 sys.stdout.buffer.write(chunk)
                 sys.stdout.flush()
+
+    reader = threading.Thread(target=copy_output, daemon=True)
+    reader.start()
+    interrupted = False
+    try:
         returncode = process.wait()
     except KeyboardInterrupt:
         interrupted = True
         _kill_group(process.pid)
         returncode = process.wait()
-    finally:
-        log.close()
+    # Like a finished NSML container: leftovers of the group (e.g. data loader
+    # workers still holding the output pipe) do not outlive the entry process.
+    reader.join(timeout=2)
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    reader.join(timeout=2)
+    log.close()
     return finish(session, returncode, interrupted)
 
 

@@ -94,7 +94,7 @@ def all_sessions():
                 session = Session('%s/%s/%s' % (USER, dataset, number))
                 if session.exists():
                     found.append(session)
-    found.sort(key=lambda s: s.meta().get('created', 0), reverse=True)
+    found.sort(key=lambda s: (s.number.isdigit(), s.meta().get('created', 0)), reverse=True)
     return found
 
 
