@@ -144,6 +144,7 @@ def paused(scope=None):
             hint = ' (test data is only reachable inside infer during submit)'
         _fail("load of checkpoint '%s' of %s raised %s: %s%s"
               % (checkpoint, ctx.load_session, type(error).__name__, error, hint))
+    ctx.record(loaded=checkpoint)
     if ctx.mode != 'test':
         return
     from . import submit

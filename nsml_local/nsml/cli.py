@@ -72,7 +72,12 @@ def _launch(session, detach, notes=()):
         return 0
     status, reason = launcher.supervise(session, echo=True)
     if status == 'done':
-        if session.meta().get('kind') != 'submit':  # a submit's last line stays `CER: ...`
+        meta = session.meta()
+        if meta.get('kind') == 'fork' and not session.runtime().get('loaded'):
+            print("nsml: warning: %s never loaded checkpoint '%s' of %s: with --pause 1 the entry file must "
+                  'call nsml.paused(scope=locals()) after nsml.bind(...)'
+                  % (session.name, meta.get('checkpoint'), meta.get('origin')), file=sys.stderr)
+        if meta.get('kind') != 'submit':  # a submit's last line stays `CER: ...`
             print('Session %s done' % session.name)
         return 0
     raise NSMLError('%s %s: %s' % (session.name, status, reason))
