@@ -1,0 +1,127 @@
+"""Checkpoints of a session, saved atomically.
+
+Layout inside a session folder:
+
+    checkpoints/<name>  -> .store/<name>.<pid>.<random>   (a relative symlink)
+    checkpoints/.store/<name>.<pid>.<random>/model/       what the save fn wrote
+    checkpoints/.store/<name>.<pid>.<random>/info.json    modified, elapsed, summary, size
+
+A save writes a fresh store folder, then swaps the symlink with os.replace,
+which is atomic: a process killed at any point leaves either the old
+checkpoint or the new one, never half of one. Store folders no symlink points
+to (left by killed saves) are swept on later saves.
+"""
+import os
+import shutil
+import tempfile
+import time
+
+from . import storage
+from .errors import NSMLError
+
+STORE = '.store'
+
+
+def checkpoint_name(checkpoint):
+    """str(checkpoint); None means the current time, like NSML."""
+    name = time.strftime('%Y%m%d-%H%M%S') if checkpoint is None else str(checkpoint)
+    if not name or name.startswith('.') or '/' in name or '\\' in name or '\0' in name:
+        raise NSMLError('invalid checkpoint name %r: it must be a plain file name' % name)
+    return name
+
+
+def _root(session_dir):
+    return os.path.join(session_dir, 'checkpoints')
+
+
+def save(session_dir, name, write, info):
+    """Call write(model_dir) in a fresh folder, then publish it as `name`."""
+    root = _root(session_dir)
+    store = os.path.join(root, STORE)
+    os.makedirs(store, exist_ok=True)
+    target = tempfile.mkdtemp(prefix='%s.%d.' % (name, os.getpid()), dir=store)
+    model_dir = os.path.join(target, 'model')
+    os.mkdir(model_dir)
+    try:
+        write(model_dir)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    info = dict(info, name=name, modified=time.time(), size=storage.dir_size(model_dir))
+    storage.write_json(os.path.join(target, 'info.json'), info)
+    link = os.path.join(root, name)
+    previous = os.path.realpath(link) if os.path.islink(link) else None
+    tmp_link = os.path.join(root, '.link-%s-%d' % (name, os.getpid()))
+    if os.path.lexists(tmp_link):
+        os.unlink(tmp_link)
+    os.symlink(os.path.join(STORE, os.path.basename(target)), tmp_link)
+    os.replace(tmp_link, link)  # the atomic step
+    if previous and previous != os.path.realpath(link):
+        shutil.rmtree(previous, ignore_errors=True)
+    _sweep(root)
+    return info
+
+
+def _sweep(root):
+    """Remove store folders of dead processes that no checkpoint points to."""
+    store = os.path.join(root, STORE)
+    used = {os.path.realpath(os.path.join(root, n)) for n in os.listdir(root) if not n.startswith('.')}
+    for entry in os.listdir(store):
+        path = os.path.join(store, entry)
+        if os.path.realpath(path) in used:
+            continue
+        try:
+            pid = int(entry.rsplit('.', 2)[-2])
+        except (IndexError, ValueError):
+            pid = None
+        if pid != os.getpid() and not storage.pid_alive(pid):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def listing(session_dir):
+    """[info, ...] of the session's checkpoints, oldest first."""
+    root = _root(session_dir)
+    found = []
+    if os.path.isdir(root):
+        for name in os.listdir(root):
+            path = os.path.join(root, name)
+            if name.startswith('.') or not os.path.isdir(path):
+                continue
+            info = storage.read_json(os.path.join(path, 'info.json'), {})
+            info.setdefault('name', name)
+            info.setdefault('modified', os.path.getmtime(path))
+            found.append(info)
+    found.sort(key=lambda i: i['modified'])
+    return found
+
+
+def names(session_dir):
+    return [i['name'] for i in listing(session_dir)]
+
+
+def latest(session_dir):
+    found = listing(session_dir)
+    return found[-1]['name'] if found else None
+
+
+def locate(session_dir, session_name, name):
+    """The model folder of checkpoint `name`, or an error saying what exists."""
+    path = os.path.join(_root(session_dir), str(name), 'model')
+    if str(name) and not str(name).startswith('.') and os.path.isdir(path):
+        return os.path.realpath(path)
+    existing = names(session_dir)
+    raise NSMLError("session %s has no checkpoint '%s'; it has: %s"
+                    % (session_name, name, ', '.join(existing) if existing else 'none'))
+
+
+def remove(session_dir, session_name, name):
+    model = locate(session_dir, session_name, name)
+    link = os.path.join(_root(session_dir), str(name))
+    os.unlink(link)
+    shutil.rmtree(os.path.dirname(model), ignore_errors=True)
+
+
+def pull(session_dir, session_name, name, destination):
+    model = locate(session_dir, session_name, name)
+    shutil.copytree(model, destination)
+    return destination

@@ -1,0 +1,111 @@
+"""Datasets: the local registry, the two layouts and how a dataset is scored.
+
+`nsml dataset push NAME PATH` records NAME -> PATH in HOME/datasets.json (the
+data is not copied). `-d` accepts such a name or a path to a dataset folder.
+
+Which infer protocol a dataset uses:
+  owner    the dataset ships data_loader.py (with feed_infer) and
+           evaluation.py at its root or under test/: they are used as is;
+  2019     test/test_data/test_list.csv exists: infer(wav_path) -> str;
+  2022     otherwise: infer(test_data_dir) -> [{'filename', 'text'}, ...].
+"""
+import os
+
+from . import storage
+from .environment import safe_name
+from .errors import NSMLError
+
+PROTOCOLS = ('owner', '2019', '2022')
+
+
+def _registry_path():
+    return os.path.join(storage.home(), 'datasets.json')
+
+
+def registry():
+    return storage.read_json(_registry_path(), {})
+
+
+def push(name, path):
+    if not os.path.isdir(path):
+        raise NSMLError("dataset path '%s' does not exist or is not a folder" % path)
+    if safe_name(name) != name:
+        raise NSMLError("dataset name '%s' may only use letters, digits, '.', '_' and '-'" % name)
+    entries = registry()
+    entries[name] = os.path.abspath(path)
+    storage.write_json(_registry_path(), entries)
+    return entries[name]
+
+
+def resolve(argument):
+    """(name, absolute path) of a `-d` argument: a registered name or a folder."""
+    entries = registry()
+    if argument in entries and os.sep not in argument:
+        path = entries[argument]
+        if not os.path.isdir(path):
+            raise NSMLError("dataset '%s' is registered at %s, which does not exist" % (argument, path))
+        return argument, path
+    if os.path.isdir(argument):
+        path = os.path.abspath(argument)
+        return safe_name(os.path.basename(os.path.normpath(path))), path
+    if os.sep in argument or argument.startswith('.'):
+        raise NSMLError("dataset path '%s' does not exist" % argument)
+    raise NSMLError("dataset '%s' is neither a registered dataset (nsml dataset ls) nor an existing folder"
+                    % argument)
+
+
+def test_data_dir(root):
+    return os.path.join(root, 'test', 'test_data')
+
+
+def label_path(root):
+    return os.path.join(root, 'test', 'test_label')
+
+
+def owner_scripts(root):
+    """The folder holding the dataset owner's data_loader.py + evaluation.py, or None."""
+    for folder in (root, os.path.join(root, 'test')):
+        if (os.path.isfile(os.path.join(folder, 'data_loader.py'))
+                and os.path.isfile(os.path.join(folder, 'evaluation.py'))):
+            return folder
+    return None
+
+
+def protocol(root):
+    if owner_scripts(root):
+        return 'owner'
+    if os.path.isfile(os.path.join(test_data_dir(root), 'test_list.csv')):
+        return '2019'
+    return '2022'
+
+
+def read_test_list(path):
+    with open(path, encoding='utf-8') as f:
+        return [line.strip().split(',')[0] for line in f if line.strip()]
+
+
+def test_items(root):
+    """The file names making up the test set, in feeding order."""
+    folder = test_data_dir(root)
+    if not os.path.isdir(folder):
+        raise NSMLError('dataset %s has no test set: %s does not exist' % (root, folder))
+    listed = os.path.join(folder, 'test_list.csv')
+    if os.path.isfile(listed):
+        return read_test_list(listed)
+    return sorted(n for n in os.listdir(folder)
+                  if not n.startswith('.') and os.path.isfile(os.path.join(folder, n)))
+
+
+def describe(root):
+    """A short line for `nsml dataset ls`."""
+    if not os.path.isdir(root):
+        return 'missing'
+    parts = [protocol(root)]
+    train = os.path.join(root, 'train', 'train_data')
+    if os.path.isdir(train):
+        parts.append('train %d files' % len([n for n in os.listdir(train) if not n.startswith('.')]))
+    try:
+        parts.append('test %d items' % len(test_items(root)))
+    except NSMLError:
+        parts.append('no test set')
+    return ', '.join(parts)

@@ -1,0 +1,270 @@
+"""Start sessions (run, fork, submit), supervise their process, stop them.
+
+The entry file runs as `python <entry> <args>` in the session's work/ folder,
+in a process group of its own, with the session described by NSML_LOCAL_*
+environment variables and this nsml package on PYTHONPATH (on NSML the
+platform provides `import nsml`; locally this package does). Its output is
+streamed to log.txt and, in the foreground, to the terminal. When it ends the
+session's status and a one-line reason are recorded. A --detach session is
+watched by a background `python -m nsml _supervise SESSION` process instead.
+"""
+import ast
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from . import environment as env_names
+from . import storage
+from .errors import NSMLError
+
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STOP_GRACE_SECONDS = 5.0
+
+
+def entry_accepts(work_dir, entry, flag):
+    """Does the entry file declare `flag` (e.g. '--iteration') as a string literal?
+
+    The 2019 baseline had no --iteration and used parse_args(), so passing it
+    would kill the process; such entries get the checkpoint through
+    NSML_LOCAL_CHECKPOINT only. A mention in a comment or docstring does not count.
+    """
+    try:
+        with open(os.path.join(work_dir, entry), encoding='utf-8', errors='replace') as f:
+            source = f.read()
+    except OSError:
+        return False
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return bool(re.search(r"""['"]%s['"]""" % re.escape(flag), source))
+    return any(isinstance(node, ast.Constant) and node.value == flag for node in ast.walk(tree))
+
+
+def build_argv(session, entry, user_args, kind, checkpoint):
+    """python entry [user args] [reserved args]; --iteration only if the entry declares it."""
+    argv = [sys.executable, entry] + shlex.split(user_args or '')
+    if kind == 'fork':
+        argv += ['--pause', '1']
+    elif kind == 'submit':
+        argv += ['--mode', 'test', '--pause', '1']
+    if kind in ('fork', 'submit') and entry_accepts(session.path('work'), entry, '--iteration'):
+        argv += ['--iteration', checkpoint]
+    return argv
+
+
+def strip_reserved(args):
+    """User args without --mode/--iteration/--pause (a fork of a fork adds them anew)."""
+    tokens = shlex.split(args or '')
+    kept = []
+    i = 0
+    while i < len(tokens):
+        name = tokens[i].split('=', 1)[0]
+        if name in ('--mode', '--iteration', '--pause'):
+            i += 1 if '=' in tokens[i] else 2
+            continue
+        kept.append(tokens[i])
+        i += 1
+    return ' '.join(shlex.quote(t) for t in kept)
+
+
+def prepare(session, code_source, entry, user_args, kind, dataset_name, dataset_path,
+            gpus=0, cpus=None, memory=None, origin=None, checkpoint=None,
+            small_test=False, time_limit=None, memo=''):
+    """Fill the session folder: code snapshot, work copy, argv and environment."""
+    work = session.path('work')
+    shutil.copytree(session.path('code'), work, symlinks=True)
+    if not os.path.isfile(os.path.join(work, entry)):
+        raise NSMLError("entry file '%s' is not in the uploaded code (%s)" % (entry, code_source))
+    environment = {
+        env_names.SESSION_ENV: session.name,
+        env_names.KIND_ENV: kind,
+        env_names.DATASET_NAME_ENV: dataset_name,
+        env_names.DATASET_PATH_ENV: dataset_path,
+        env_names.GPU_NUM_ENV: str(gpus or 0),
+    }
+    if kind == 'submit':
+        # The staging DATASET_PATH: empty until load returns (see submit.py).
+        staging = session.path('dataset')
+        os.makedirs(staging)
+        environment.update({
+            env_names.DATASET_PATH_ENV: staging,
+            env_names.TEST_SOURCE_ENV: dataset_path,
+            env_names.MODE_ENV: 'test',
+            env_names.SMALL_TEST_ENV: '1' if small_test else '0',
+        })
+    if kind in ('fork', 'submit'):
+        environment.update({
+            env_names.PAUSE_ENV: '1',
+            env_names.CHECKPOINT_ENV: checkpoint,
+            env_names.LOAD_SESSION_ENV: origin,
+        })
+    if time_limit is not None:
+        environment[env_names.TIME_LIMIT_ENV] = str(time_limit)
+    if cpus:
+        for name in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
+            environment.setdefault(name, str(cpus))
+    session.update(kind=kind, entry=entry, args=user_args or '', dataset_path=dataset_path,
+                   argv=build_argv(session, entry, user_args, kind, checkpoint),
+                   env=environment, gpus=gpus, cpus=cpus, memory=memory, origin=origin,
+                   checkpoint=checkpoint, small_test=bool(small_test), memo=memo or '')
+
+
+def _child_env(meta):
+    child = dict(os.environ)
+    child.update(meta['env'])
+    child[env_names.STARTED_ENV] = repr(time.time())
+    child['PYTHONUNBUFFERED'] = '1'
+    child['PYTHONPATH'] = os.pathsep.join(p for p in (PACKAGE_PARENT, os.environ.get('PYTHONPATH')) if p)
+    child[storage.HOME_ENV] = storage.home()
+    return child
+
+
+def supervise(session, echo):
+    """Run the entry process to its end; return (status, reason)."""
+    meta = session.meta()
+    log = open(session.path('log.txt'), 'ab')
+    process = subprocess.Popen(meta['argv'], cwd=session.path('work'), env=_child_env(meta),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL, start_new_session=True)
+    session.update(status='running', pid=process.pid, supervisor_pid=os.getpid(), started=time.time())
+
+    def copy_output():
+        fd = process.stdout.fileno()
+        while True:
+            chunk = os.read(fd, 65536)  # chunks, not lines: \r progress bars stay live
+            if not chunk:
+                break
+            log.write(chunk)
+            log.flush()
+            if echo:
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+
+    reader = threading.Thread(target=copy_output, daemon=True)
+    reader.start()
+    interrupted = False
+    try:
+        returncode = process.wait()
+    except KeyboardInterrupt:
+        interrupted = True
+        _kill_group(process.pid)
+        returncode = process.wait()
+    # Like a finished NSML container: leftovers of the group (e.g. data loader
+    # workers still holding the output pipe) do not outlive the entry process.
+    reader.join(timeout=2)
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    reader.join(timeout=2)
+    log.close()
+    return finish(session, returncode, interrupted)
+
+
+def _last_error_line(session):
+    try:
+        with open(session.path('log.txt'), 'rb') as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 8192))
+            tail = f.read().decode('utf-8', 'replace')
+    except OSError:
+        return ''
+    lines = [line.strip() for line in tail.replace('\r', '\n').splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ''
+
+
+def _signal_name(number):
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return 'signal %d' % number
+
+
+def finish(session, returncode, interrupted=False):
+    """Record the end of the entry process: status done/failed/stopped and why."""
+    meta = session.meta()
+    runtime = session.runtime()
+    entry = meta.get('entry', 'the entry file')
+    if interrupted or os.path.exists(session.path('stop_requested')):
+        status, reason = 'stopped', 'stopped by %s' % ('Ctrl-C' if interrupted else 'nsml stop')
+    elif returncode == 0 and meta.get('kind') == 'submit' and not runtime.get('result'):
+        status, reason = 'failed', ('%s exited without being scored: with --mode test --pause 1 it must call '
+                                    'nsml.paused(scope=locals()) after nsml.bind(...)' % entry)
+    elif returncode == 0:
+        status, reason = 'done', ''
+    elif runtime.get('failure'):
+        status, reason = 'failed', runtime['failure']
+    elif returncode < 0:
+        status = 'failed'
+        reason = '%s was killed by %s' % (entry, _signal_name(-returncode))
+        if runtime.get('saving'):
+            reason += " while saving checkpoint '%s' (earlier checkpoints are intact)" % runtime['saving']
+    else:
+        status = 'failed'
+        reason = '%s exited with status %d' % (entry, returncode)
+        if not runtime.get('bound'):
+            reason += ' before calling nsml.bind'
+        last = _last_error_line(session)
+        if last:
+            reason += ': ' + last
+        staging = session.path('dataset')
+        if meta.get('kind') == 'submit' and staging in last:
+            reason += ' (test data is only reachable inside infer during submit)'
+    session.update(status=status, reason=reason, exit_code=returncode, ended=time.time())
+    return status, reason
+
+
+def start_detached(session):
+    """Hand the session to a background supervisor process and return."""
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (PACKAGE_PARENT, os.environ.get('PYTHONPATH')) if p)
+    env[storage.HOME_ENV] = storage.home()
+    with open(os.devnull, 'wb') as devnull:
+        process = subprocess.Popen([sys.executable, '-m', 'nsml', '_supervise', session.name],
+                                   env=env, stdin=subprocess.DEVNULL, stdout=devnull,
+                                   stderr=devnull, start_new_session=True)
+    session.update(status='running', supervisor_pid=process.pid)
+    return process.pid
+
+
+def _kill_group(pid):
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.time() + STOP_GRACE_SECONDS
+    while time.time() < deadline and storage.pid_alive(pid):
+        time.sleep(0.05)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def stop(session):
+    meta = session.meta()
+    if meta.get('status') != 'running':
+        raise NSMLError('session %s is not running (status: %s)' % (session.name, meta.get('status')))
+    open(session.path('stop_requested'), 'w').close()
+    if meta.get('pid'):
+        _kill_group(meta['pid'])
+    session.update(status='stopped', reason='stopped by nsml stop', ended=time.time())
+
+
+def refresh(session):
+    """A 'running' session whose processes are gone is marked failed."""
+    meta = session.meta()
+    if meta.get('status') not in ('running', 'preparing'):
+        return meta
+    if storage.pid_alive(meta.get('supervisor_pid')) or storage.pid_alive(meta.get('pid')):
+        return meta
+    if meta.get('status') == 'preparing' and time.time() - meta.get('created', 0) < 60:
+        return meta
+    return session.update(status='failed', reason='its process ended without recording a status',
+                          ended=time.time())
