@@ -57,6 +57,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy.fft import irfft, next_fast_len, rfft, rfftfreq
+from scipy.signal import fftconvolve, resample_poly
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from korean_text import SentenceGenerator  # noqa: E402
@@ -283,14 +285,12 @@ def trim(x: np.ndarray, threshold: int = 64) -> np.ndarray:
 
 def to_16k(x: np.ndarray) -> np.ndarray:
     """int16 at 22050 Hz -> float at 16000 Hz (polyphase, up 320 / down 441)."""
-    from scipy.signal import resample_poly
     g = math.gcd(SAMPLE_RATE, ESPEAK_RATE)
     return resample_poly(x.astype(np.float64) / 32768.0, SAMPLE_RATE // g, ESPEAK_RATE // g)
 
 
 def colored_noise(n: int, alpha: float, rng) -> np.ndarray:
     """Gaussian noise with power spectrum ~ 1/f^alpha (0 white, 1 pink, 2 brown), unit RMS."""
-    from scipy.fft import irfft, next_fast_len, rfft, rfftfreq
     if alpha == 0:
         return rng.standard_normal(n)
     m = next_fast_len(n, real=True)  # an FFT of a length with large prime factors is slow
@@ -317,7 +317,6 @@ def room_impulse(rng) -> np.ndarray:
 
 def augment(speech: np.ndarray, rng, opt: Options) -> tuple[np.ndarray, dict]:
     """Reverberation, silence padding, noise, level; returns float audio and what was done."""
-    from scipy.signal import fftconvolve
     info = {}
     if rng.random() < opt.reverb:
         ir = room_impulse(rng)
