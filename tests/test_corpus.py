@@ -118,6 +118,18 @@ def test_other_seed_other_plan():
     assert plan(1) == plan(1) and plan(1) != plan(2)
 
 
+def test_test_known_chars_plan():
+    gen = korean_text.SentenceGenerator("commands", slot_limit=2)
+    train_voices, test_voices = make_corpus.split_voices(make_corpus.VOICE_VARIANTS, 0.2)
+    opt = make_corpus.Options(out=Path("."), test_known_chars=True)
+    train = [u for _, u in zip(range(40), make_corpus.plan_utterances("train", train_voices, gen, opt))]
+    charset = {c for u in train for c in u.label}
+    test = [u for _, u in zip(range(10), make_corpus.plan_utterances("test", test_voices, gen, opt,
+                                                                     charset))]
+    assert all(set(u.label) <= charset for u in test)
+    assert not {u.label for u in train} & {u.label for u in test}
+
+
 # ---- 2019 layout -----------------------------------------------------------
 def test_2019_layout_and_wav(corpus2019):
     import soundfile as sf

@@ -60,7 +60,7 @@ def native(n: int) -> str:
 # --------------------------------------------------------------------------
 # The grammar: slot name -> alternatives
 # --------------------------------------------------------------------------
-HOURS = [native(h) + " 시" for h in range(1, 13)]
+HOURS = [native(h) + " 시" for h in (7, 8, 6, 9, 10, 11, 12, 1, 2, 3, 4, 5)]
 MINUTES = [sino(m) + " 분" for m in (5, 10, 15, 20, 25, 30, 40, 45, 50)]
 
 GRAMMAR: dict[str, list[str]] = {
@@ -280,8 +280,8 @@ GRAMMAR: dict[str, list[str]] = {
     "day": ["오늘", "내일", "모레", "매일", "토요일", "일요일", "월요일", "금요일",
             "평일", "이번 주말"],
     "part_of_day": ["", "아침", "오전", "오후", "저녁", "밤", "새벽"],
-    "clock": HOURS + [h + " " + m for h in HOURS[5:9] for m in MINUTES]
-    + [h + " 반" for h in HOURS[5:10]],
+    "clock": HOURS + [h + " " + m for h in HOURS[:4] for m in MINUTES]
+    + [h + " 반" for h in HOURS[:5]],
     "minutes": [sino(m) + " 분" for m in (1, 2, 3, 5, 10, 15, 20, 30)],
     "cancel": ["꺼 줘", "취소해 줘", "삭제해 줘", "지워 줘", "취소"],
     "event": ["회의", "병원 예약", "저녁 약속", "미팅", "치과 예약", "운동", "점심 약속",
@@ -514,14 +514,17 @@ class SentenceGenerator:
         label = normalize_space(resolve_particles(label))
         return Sentence(spoken=spoken, label=label, kind=kind)
 
-    def draw_split(self, rng, test: bool, test_share: float, max_tries: int = 10000) -> Sentence:
-        """A sentence from the held-out (test=True) or the training side."""
+    def draw_split(self, rng, test: bool, test_share: float, charset: set | None = None,
+                   max_tries: int = 100000) -> Sentence:
+        """A sentence from the held-out (test=True) or the training side;
+        with `charset`, only one whose label uses no other characters."""
         for _ in range(max_tries):
             s = self.draw(rng)
-            if is_test_sentence(s.label, test_share) == test:
+            if is_test_sentence(s.label, test_share) == test and (
+                    charset is None or set(s.label) <= charset):
                 return s
-        raise RuntimeError("could not draw a sentence for this split; "
-                           "is the grammar too small for --test-sentence-share?")
+        raise RuntimeError("could not draw a sentence for this split; is the grammar too "
+                           "small for --test-sentence-share (or --test-known-chars)?")
 
     def count(self, symbol: str | None = None) -> int:
         """Number of expansions (an upper bound on distinct sentences)."""

@@ -105,6 +105,7 @@ class Options:
     spread: float = 0.5               # 0: more repetition of short sentences, 1: all equally likely
     test_sentence_share: float = 0.2  # share of the grammar's sentences held out
     test_voice_share: float = 0.2     # share of voice variants kept for test
+    test_known_chars: bool = False    # test sentences only use characters seen in train
     speed_min: int = 120              # espeak-ng words per minute
     speed_max: int = 200
     pitch_min: int = 20               # espeak-ng pitch 0..99
@@ -144,6 +145,8 @@ def parse_args(argv=None) -> Options:
                            "sentences more, 1 makes all sentences equally likely")
     text.add_argument("--test-sentence-share", type=float, default=0.2)
     text.add_argument("--test-voice-share", type=float, default=0.2)
+    text.add_argument("--test-known-chars", action="store_true",
+                      help="test sentences only use characters that occur in the train labels")
     voice = p.add_argument_group("voice and augmentation")
     voice.add_argument("--speed", type=int, nargs=2, default=[120, 200], metavar=("MIN", "MAX"),
                        help="espeak-ng speed range, words per minute")
@@ -172,6 +175,7 @@ def parse_args(argv=None) -> Options:
         train_utts=a.train_utts, test_utts=test_utts, seed=a.seed, domain=a.domain,
         slot_limit=a.slot_limit, masked_tokens=a.masked_tokens, spread=a.spread,
         test_sentence_share=a.test_sentence_share, test_voice_share=a.test_voice_share,
+        test_known_chars=a.test_known_chars,
         speed_min=a.speed[0], speed_max=a.speed[1], pitch_min=a.pitch[0], pitch_max=a.pitch[1],
         noise_prob=a.noise_prob, snr_min=a.snr[0], snr_max=a.snr[1], reverb=a.reverb,
         silence_max=a.silence_max, jobs=a.jobs, force=a.force,
@@ -215,15 +219,18 @@ def speaker_style(voice: str, opt: Options) -> tuple[float, float]:
     return speed, pitch
 
 
-def plan_utterances(split: str, voices: list[str], gen: SentenceGenerator, opt: Options):
-    """Endless stream of Utterance plans for one split (deterministic from the seed)."""
+def plan_utterances(split: str, voices: list[str], gen: SentenceGenerator, opt: Options,
+                    charset: set | None = None):
+    """Endless stream of Utterance plans for one split (deterministic from the seed).
+    charset: only sentences written with these characters."""
     split_code = {"train": 0, "test": 1}[split]
     rng = np.random.default_rng([opt.seed, split_code])
     speed_span = (opt.speed_max - opt.speed_min) / 4
     pitch_span = (opt.pitch_max - opt.pitch_min) / 4
     index = 0
     while True:
-        s = gen.draw_split(rng, test=(split == "test"), test_share=opt.test_sentence_share)
+        s = gen.draw_split(rng, test=(split == "test"), test_share=opt.test_sentence_share,
+                           charset=charset)
         voice = voices[rng.integers(len(voices))]
         base_speed, base_pitch = speaker_style(voice, opt)
         speed = int(np.clip(round(base_speed + rng.uniform(-1, 1) * speed_span),
@@ -383,6 +390,9 @@ class Layout2022:
         self.rows[utt.split].append((name, utt.label))
         self.meta[utt.split].append((name, utt.voice, utt.sentence_id))
 
+    def labels(self, split: str) -> list[tuple[str, str]]:
+        return self.rows[split]
+
     def finish(self):
         for split in ("train", "test"):
             write_csv(self.root / split / f"{split}_label", self.rows[split], ["filename", "text"])
@@ -444,6 +454,9 @@ class Layout2019:
         path.write_bytes(wav_bytes(audio, self.info_tags))
         self.items[utt.split].append((name, utt.label))
         self.meta[utt.split].append((name, utt.voice, utt.sentence_id))
+
+    def labels(self, split: str) -> list[tuple[str, str]]:
+        return self.items[split]
 
     def finish(self):
         texts = [t for split in ("train", "test") for _, t in self.items[split]]
@@ -603,7 +616,10 @@ def generate(opt: Options) -> dict:
             st = stats[split]
             if st.reached(kind, target):
                 continue
-            plans = plan_utterances(split, voices, gen, opt)
+            charset = None
+            if split == "test" and opt.test_known_chars:
+                charset = {c for _, label in writer.labels("train") for c in label}
+            plans = plan_utterances(split, voices, gen, opt, charset)
             if kind == "utts":
                 plans = itertools.islice(plans, target)
             # The workers render ahead of the writer by at most `lookahead`
