@@ -165,8 +165,8 @@ def parse_args(argv=None) -> Options:
     a = p.parse_args(argv)
     if a.hours is None and a.train_utts is None:
         p.error("give --hours or --train-utts")
-    if a.hours is not None and a.train_utts is not None:
-        p.error("give either --hours or --train-utts, not both")
+    if a.hours is not None and (a.train_utts is not None or a.test_utts is not None):
+        p.error("give either --hours or --train-utts/--test-utts, not both")
     test_utts = a.test_utts
     if a.train_utts is not None and test_utts is None:
         test_utts = a.train_utts // 10
