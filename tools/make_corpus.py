@@ -594,6 +594,7 @@ class Progress:
 
 
 def generate(opt: Options) -> dict:
+    start = time.time()
     voices_all = available_voices()
     train_voices, test_voices = split_voices(voices_all, opt.test_voice_share)
     gen = SentenceGenerator(opt.domain, opt.slot_limit, opt.masked_tokens, opt.spread)
@@ -608,7 +609,6 @@ def generate(opt: Options) -> dict:
         progress = Progress(opt.train_utts + opt.test_utts, "utt", opt.progress)
 
     stats = {s: SplitStats() for s in ("train", "test")}
-    start = time.time()
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(max(1, opt.jobs)) as pool:
         for split, voices in (("train", train_voices), ("test", test_voices)):
