@@ -603,14 +603,15 @@ def generate(opt: Options) -> dict:
     if opt.hours is not None:
         targets = {"train": ("seconds", opt.hours * 3600 * (1 - opt.test_share)),
                    "test": ("seconds", opt.hours * 3600 * opt.test_share)}
-        progress = Progress(opt.hours * 3600, "s audio", opt.progress)
+        total, unit = opt.hours * 3600, "s audio"
     else:
         targets = {"train": ("utts", opt.train_utts), "test": ("utts", opt.test_utts)}
-        progress = Progress(opt.train_utts + opt.test_utts, "utt", opt.progress)
+        total, unit = opt.train_utts + opt.test_utts, "utt"
 
     stats = {s: SplitStats() for s in ("train", "test")}
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(max(1, opt.jobs)) as pool:
+    # Fork the workers before any thread exists (tqdm starts one).
+    with multiprocessing.get_context("fork").Pool(max(1, opt.jobs)) as pool:
+        progress = Progress(total, unit, opt.progress)
         for split, voices in (("train", train_voices), ("test", test_voices)):
             kind, target = targets[split]
             st = stats[split]
