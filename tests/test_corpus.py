@@ -6,8 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+np = pytest.importorskip("numpy")
+pytest.importorskip("scipy")
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
 sys.path.insert(0, str(TOOLS))
@@ -132,7 +134,7 @@ def test_test_known_chars_plan():
 
 # ---- 2019 layout -----------------------------------------------------------
 def test_2019_layout_and_wav(corpus2019):
-    import soundfile as sf
+    sf = pytest.importorskip("soundfile")
     data = corpus2019 / "train" / "train_data"
     listing = (data / "data_list.csv").read_text(encoding="utf-8").splitlines()
     assert listing == [f"wav_{i:06d}.wav,wav_{i:06d}.label" for i in range(1, 9)]
