@@ -140,7 +140,8 @@ class Trainer:
                 "val_examples": list(zip(hyps[:3], refs[:3]))}
 
     def fit(self, on_epoch_end=None):
-        """Train until `epochs` or the time budget; `on_epoch_end(metrics)` after each validation."""
+        """Train until `epochs` or the time budget; `on_epoch_end(metrics)` runs after each
+        validation and stops training early by returning True."""
         while self.epoch < self.config.epochs and not self.out_of_time():
             metrics = self.train_epoch()
             metrics.update(self.evaluate())
@@ -149,8 +150,8 @@ class Trainer:
             self.best_cer = min(self.best_cer, metrics["val_cer"])
             metrics.update(epoch=self.epoch, improved=improved, lr=self.learning_rate(),
                            minutes=(time.time() - self.session_start) / 60)
-            if on_epoch_end:
-                on_epoch_end(metrics)
+            if on_epoch_end and on_epoch_end(metrics):
+                break
 
     def state_dict(self) -> dict:
         return {"optimizer": self.optimizer.state_dict(), "epoch": self.epoch, "step": self.step,
