@@ -3,7 +3,7 @@
 Features are computed on the device that trains (GPU when there is one), from
 padded waveforms, so no per-file feature code runs on the hot path.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import librosa
 import torch
@@ -17,6 +17,8 @@ class FeatureConfig:
     n_fft: int = 512
     win_ms: float = 25.0
     hop_ms: float = 10.0
+    db: bool = False            # 10*log10 power, floored 80 dB below each clip's peak (librosa's power_to_db)
+    normalize: str = "utterance"  # 'utterance': mean/var per mel bin; 'clip': one mean/var per clip; 'none'
 
     @property
     def hop_length(self) -> int:
@@ -49,16 +51,48 @@ class LogMelFilterbank(nn.Module):
         spec = torch.stft(waveforms.float(), n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.win_length,
                           window=self.window, center=True, return_complex=True)
         power = spec.real.square() + spec.imag.square()                    # (B, F, T)
-        feats = torch.log(torch.matmul(self.mel_basis, power) + 1e-6).transpose(1, 2)  # (B, T, M)
+        mel = torch.matmul(self.mel_basis, power).transpose(1, 2)          # (B, T, M)
+        if c.db:
+            feats = 10 * torch.log10(mel.clamp(min=1e-10))
+            feats = torch.maximum(feats, feats.amax(dim=(1, 2), keepdim=True) - 80.0)
+        else:
+            feats = torch.log(mel + 1e-6)
         lengths = self.frame_lengths(sample_lengths).clamp(max=feats.size(1))
         mask = (torch.arange(feats.size(1), device=feats.device)[None, :] < lengths[:, None]).unsqueeze(-1)
+        if c.normalize == "none":
+            return feats * mask, lengths
         # Per-utterance mean/variance normalisation over the real frames only, so
         # loudness and channel differences between recordings do not matter.
-        count = lengths.clamp(min=1)[:, None, None].to(feats.dtype)
-        mean = (feats * mask).sum(1, keepdim=True) / count
-        var = (((feats - mean) * mask) ** 2).sum(1, keepdim=True) / count
+        # 'clip' keeps the spectral shape (one mean/var per clip), which short keyword clips need.
+        dims = (1, 2) if c.normalize == "clip" else 1
+        count = lengths.clamp(min=1)[:, None, None].to(feats.dtype) * (feats.size(2) if c.normalize == "clip" else 1)
+        mean = (feats * mask).sum(dims, keepdim=True) / count
+        var = (((feats - mean) * mask) ** 2).sum(dims, keepdim=True) / count
         feats = (feats - mean) / torch.sqrt(var + 1e-5)
         return feats * mask, lengths
+
+
+class MultiResolutionLogMel(nn.Module):
+    """(B, N) waveforms -> (B, C, T, n_mels): one log-mel channel per FFT size, same hop.
+
+    Short FFTs resolve onsets, long ones pitch and formants; stacked as image
+    channels they let a CNN use both (DACON 2020 overlapped-speech, 3rd place).
+    Each channel is a LogMelFilterbank whose window is its FFT size.
+    """
+
+    def __init__(self, config: FeatureConfig, fft_sizes=(512,)):
+        super().__init__()
+        self.config = config
+        self.channels = nn.ModuleList(
+            LogMelFilterbank(replace(config, n_fft=n, win_ms=1000.0 * n / config.sample_rate)) for n in fft_sizes)
+
+    def frame_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
+        return self.channels[0].frame_lengths(sample_lengths)
+
+    @torch.no_grad()
+    def forward(self, waveforms: torch.Tensor, sample_lengths: torch.Tensor):
+        outputs = [channel(waveforms, sample_lengths) for channel in self.channels]
+        return torch.stack([feats for feats, _ in outputs], dim=1), outputs[0][1]
 
 
 @dataclass

@@ -29,6 +29,16 @@ class TrainConfig:
     seed: int = 0
 
 
+def warmup_cosine_lr(progress: float, config) -> float:
+    """Learning rate at `progress` (0..1) of training: linear warmup, then cosine decay to
+    `final_lr_ratio`. `config` has lr, warmup_fraction, final_lr_ratio (any of the trainers' configs)."""
+    p, c = min(progress, 1.0), config
+    if p < c.warmup_fraction:
+        return c.lr * max(p / c.warmup_fraction, 0.01)
+    decay = (p - c.warmup_fraction) / max(1 - c.warmup_fraction, 1e-9)
+    return c.lr * (c.final_lr_ratio + (1 - c.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * decay)))
+
+
 class Trainer:
     def __init__(self, recognizer, config: TrainConfig, train_utts: list, valid_utts: list):
         self.recognizer, self.config = recognizer, config
@@ -76,11 +86,7 @@ class Trainer:
         return by_steps
 
     def learning_rate(self) -> float:
-        p, c = min(self.progress(), 1.0), self.config
-        if p < c.warmup_fraction:
-            return c.lr * max(p / c.warmup_fraction, 0.01)
-        decay = (p - c.warmup_fraction) / max(1 - c.warmup_fraction, 1e-9)
-        return c.lr * (c.final_lr_ratio + (1 - c.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * decay)))
+        return warmup_cosine_lr(self.progress(), self.config)
 
     def out_of_time(self) -> bool:
         return bool(self.config.max_minutes) and time.time() - self.session_start >= 60 * self.config.max_minutes
