@@ -17,6 +17,8 @@ except ImportError:  # local run without `pip install -e nsml_local`: use the bu
     import nsml
 
 from modules.checkpoint import load_checkpoint, save_checkpoint
+from modules.classifier import TASK as CLASSIFY, AudioClassifier
+from modules.classifier_training import add_classifier_args, train_classifier
 from modules.data import read_training_set, split_by_sentence
 from modules.features import FeatureConfig
 from modules.inference import transcribe_files, transcribe_folder
@@ -35,6 +37,8 @@ def parse_args(argv=None):
     p.add_argument("--iteration", type=str, default="0", help="checkpoint to load on fork/submit (reserved)")
     p.add_argument("--pause", type=int, default=0, help="1 when NSML is loading a model (reserved)")
     # The kit's own options.
+    p.add_argument("--task", type=str, default="transcribe", choices=["transcribe", CLASSIFY],
+                   help="transcribe speech, or classify fixed-length clips (keywords, class distributions)")
     p.add_argument("--dataset_path", type=str, default=None, help="override nsml.DATASET_PATH")
     p.add_argument("--model", type=str, default="deepspeech2", choices=sorted(MODELS))
     p.add_argument("--rnn_hidden", type=int, default=256)
@@ -50,21 +54,28 @@ def parse_args(argv=None):
     p.add_argument("--valid_fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", type=str, default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    add_classifier_args(p)
     return p.parse_args(argv)
 
 
 class Kit:
-    """What save/load/infer share: the recognizer and, while training, the trainer."""
+    """What save/load/infer share: the recognizer (or, for --task classify, the classifier) and,
+    while training, the trainer."""
 
     def __init__(self, device):
         self.device = device
         self.recognizer = None
+        self.classifier = None
         self.trainer = None
         self.resume_state = None  # training state of a loaded checkpoint, applied when training starts
 
 
 def bind_model(kit: Kit):
     def save(dir_path, **kwargs):
+        if kit.classifier is not None:
+            save_checkpoint({"task": CLASSIFY, "classifier": kit.classifier.state_dict()},
+                            os.path.join(dir_path, CHECKPOINT_FILE))
+            return
         payload = {"recognizer": kit.recognizer.state_dict()}
         if kit.trainer is not None:
             payload["trainer"] = kit.trainer.state_dict()
@@ -72,13 +83,22 @@ def bind_model(kit: Kit):
 
     def load(dir_path, **kwargs):
         payload = load_checkpoint(os.path.join(dir_path, CHECKPOINT_FILE))
+        if payload.get("task") == CLASSIFY:  # the checkpoint says which kind of model it holds
+            kit.classifier = AudioClassifier.from_state_dict(payload["classifier"], kit.device)
+            spec = kit.classifier.spec
+            print(f"[load] {dir_path}: classifier, {len(kit.classifier.models)} model(s), "
+                  f"{len(spec.classes)} classes ({spec.kind})", flush=True)
+            return
         kit.recognizer = SpeechRecognizer.from_state_dict(payload["recognizer"], kit.device)
         kit.resume_state = payload.get("trainer")
         print(f"[load] {dir_path}: {kit.recognizer.model_name}, {len(kit.recognizer.tokenizer)} units", flush=True)
 
     def infer(path, **kwargs):
         """A folder gives `[{'filename', 'text'}, ...]` sorted by filename (2022 protocol);
-        a single file gives its transcript (2019 per-file protocol)."""
+        a single file gives its transcript (2019 per-file protocol). A classifier gives
+        `{'filename', 'label'}` or `{'filename', 'probs': {class: p}}` records."""
+        if kit.classifier is not None:
+            return kit.classifier.classify_path(path)
         if kit.recognizer is None:
             raise RuntimeError("infer called before a model was loaded")
         if os.path.isdir(path):
@@ -145,7 +165,9 @@ def main(argv=None):
     bind_model(kit)
     if args.pause:
         nsml.paused(scope=locals())  # fork: loads and returns; submit: loads, infers, scores, exits
-    if args.mode == "train":
+    if args.mode == "train" and args.task == CLASSIFY:
+        train_classifier(kit, args, dataset_root(args))
+    elif args.mode == "train":
         train(kit, args)
 
 

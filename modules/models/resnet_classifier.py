@@ -1,0 +1,53 @@
+"""A residual CNN that maps (B, C, T, M) feature images to class logits.
+
+Stages of residual blocks (3x3 conv, BatchNorm, ReLU); each stage after the first
+halves time and frequency and doubles the width; global average pooling makes
+the output independent of clip length. Used by the classification task, so it
+is not in the CTC MODELS registry (it emits one vector per clip, not per frame).
+"""
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class ResNetClassifierConfig:
+    width: int = 32        # channels of the first stage
+    stages: int = 3        # depth: number of stages
+    blocks: int = 2        # residual blocks per stage
+    dropout: float = 0.2   # before the output layer
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False), nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False), nn.BatchNorm2d(out_channels))
+        self.shortcut = nn.Identity() if stride == 1 and in_channels == out_channels else nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels))
+
+    def forward(self, x):
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+class ResNetClassifier(nn.Module):
+    def __init__(self, config: ResNetClassifierConfig, in_channels: int, n_classes: int):
+        super().__init__()
+        self.config = config
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, config.width, 3, 1, 1, bias=False),
+                                  nn.BatchNorm2d(config.width), nn.ReLU(inplace=True))
+        layers, channels = [], config.width
+        for stage in range(config.stages):
+            out = config.width * 2 ** stage
+            for block in range(config.blocks):
+                layers.append(ResidualBlock(channels, out, stride=2 if stage > 0 and block == 0 else 1))
+                channels = out
+        self.layers = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(channels, n_classes))
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        """(B, C, T, M) features -> (B, n_classes) logits."""
+        return self.head(self.layers(self.stem(feats)).mean(dim=(2, 3)))
