@@ -220,7 +220,7 @@ def train_classifier(kit, args, dataset_path: str):
             print(f"model {member + 1} epoch {m['epoch']:3d} | train_loss {m['train_loss']:.3f} | "
                   f"val_loss {m['val_loss']:.3f} | val_acc {m['accuracy']:.3f} | val_f1 {m['macro_f1']:.3f}{kl} | "
                   f"{m['clips_per_second']:.0f} clips/s | {m['minutes']:.1f} min", flush=True)
-            report = {f"val_{k}": v for k, v in m.items() if k in ("loss", "accuracy", "macro_f1", "kl")}
+            report = {f"val_{k}": v for k, v in m.items() if k in ("accuracy", "macro_f1", "kl")}
             nsml.report(summary=True, scope=None, step=step, epoch=step, train_loss=m["train_loss"],
                         val_loss=m["val_loss"], lr=m["lr"], **report)
             nsml.save(step)
@@ -229,11 +229,12 @@ def train_classifier(kit, args, dataset_path: str):
         epoch_offset += trainer.epoch
         scores = trainer.evaluate(classifier.models)
         single = trainer.best_score
-        print(f"[ensemble] {len(classifier.models)} model(s): " + " | ".join(
-            f"val_{k} {v:.4f}" for k, v in scores.items() if k != "score") + f" (this model alone: {single:.4f})",
-            flush=True)
+        named = {k.removeprefix("val_"): v for k, v in scores.items() if k != "score"}
+        print(f"[ensemble] {len(classifier.models)} model(s), validation: " + " | ".join(
+            f"{k} {v:.4f}" for k, v in named.items()) + f" (score {scores['score']:.4f}; this model alone "
+            f"{single:.4f})", flush=True)
         nsml.report(summary=True, scope=None, step=epoch_offset, ensemble_size=len(classifier.models),
-                    **{f"ensemble_{k}": v for k, v in scores.items() if k != "score"})
+                    **{f"ensemble_{k}": v for k, v in named.items()})
         if scores["score"] >= best_score:
             best_score = scores["score"]
             nsml.save("best")
