@@ -80,7 +80,8 @@ class AudioClassifier:
     def classify_files(self, paths: list, batch_size: int = 64, progress: bool = True) -> torch.Tensor:
         """(len(paths), n_classes) probabilities; an unreadable file gets the uniform distribution."""
         probs = torch.full((len(paths), len(self.spec.classes)), 1.0 / len(self.spec.classes))
-        for start in tqdm(range(0, len(paths), batch_size), desc="infer", unit="batch", disable=not progress):
+        for start in tqdm(range(0, len(paths), batch_size), desc="infer", unit="batch",
+                          disable=None if progress else True):
             rows, waves = [], []
             for i in range(start, min(start + batch_size, len(paths))):
                 try:

@@ -97,7 +97,9 @@ class ClassifierTrainer:
         self.model.train()
         kind = self.classifier.spec.kind
         total, count, clips, start = 0.0, 0, 0, time.time()
-        bar = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}", unit="batch", leave=False)
+        # A live bar on a terminal; in a log file (NSML) a plain line a minute instead, as modules/training.py does.
+        bar = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}", unit="batch", leave=False, disable=None)
+        last_line = start
         for batch in bar:
             if batch is None:
                 continue
@@ -113,6 +115,10 @@ class ClassifierTrainer:
             self.step += 1
             total, count, clips = total + loss.item(), count + 1, clips + len(batch["indices"])
             bar.set_postfix(loss=f"{total / count:.3f}", lr=f"{lr:.2e}")
+            if bar.disable and time.time() - last_line > 60:
+                last_line = time.time()
+                print(f"  epoch {self.epoch + 1} step {count}/{len(self.train_loader)} loss {total / count:.3f} "
+                      f"lr {lr:.2e}", flush=True)
             if self.out_of_time():
                 break
         bar.close()
