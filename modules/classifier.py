@@ -47,7 +47,8 @@ class AudioClassifier:
         return int(round(self.spec.clip_seconds * self.spec.feature_config.sample_rate))
 
     def new_model(self) -> ResNetClassifier:
-        model = ResNetClassifier(self.spec.model_config, len(self.spec.fft_sizes), len(self.spec.classes))
+        model = ResNetClassifier(self.spec.model_config, len(self.spec.fft_sizes), self.spec.feature_config.n_mels,
+                                 len(self.spec.classes))
         model.to(self.device)
         self.models.append(model)
         return model
