@@ -37,8 +37,8 @@ import soundfile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_corpus import (NOISE_COLORS, SAMPLE_RATE, EspeakMissing, Options, Utterance,  # noqa: E402
-                         _init_worker, available_voices, colored_noise, render, resolve_engine,
-                         speaker_style, split_voices, to_int16, write_csv)
+                         available_voices, check_espeak, colored_noise, render, speaker_style, split_voices,
+                         to_int16, write_csv)
 
 KEYWORDS = {"yes": "예", "no": "아니오", "up": "위", "down": "아래", "left": "왼쪽",
             "right": "오른쪽", "on": "켜", "off": "꺼", "stop": "멈춰", "go": "가"}
@@ -62,7 +62,6 @@ class ClassOptions:
     clip_seconds: float = 1.0      # mixture: clip length
     test_voice_share: float = 0.2
     jobs: int = 2
-    engine: str = "auto"
     force: bool = False
 
     def render_options(self, noise_prob: float) -> Options:
@@ -84,14 +83,13 @@ def parse_args(argv=None) -> ClassOptions:
     p.add_argument("--test-mixtures", type=int, default=ClassOptions.test_mixtures)
     p.add_argument("--test-voice-share", type=float, default=ClassOptions.test_voice_share)
     p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--engine", choices=["auto", "lib", "cli"], default="auto")
     p.add_argument("--force", action="store_true")
     a = p.parse_args(argv)
     return ClassOptions(task=a.task, out=a.out, seed=a.seed, per_voice=a.per_voice, test_per_voice=a.test_per_voice,
                         background_files=a.background_files,
                         background_seconds=a.background_seconds, train_mixtures=a.train_mixtures,
                         test_mixtures=a.test_mixtures, test_voice_share=a.test_voice_share, jobs=a.jobs,
-                        engine=a.engine, force=a.force)
+                        force=a.force)
 
 
 def word_take(split: str, index: int, word: str, label: str, voice: str, rng, opt: ClassOptions) -> Utterance:
@@ -104,8 +102,8 @@ def word_take(split: str, index: int, word: str, label: str, voice: str, rng, op
 
 def render_all(takes: list, render_opt: Options, opt: ClassOptions):
     """(take, int16 audio) for every take, in order, synthesised by `opt.jobs` processes."""
-    engine = resolve_engine(opt.engine)
-    with multiprocessing.get_context("fork").Pool(max(1, opt.jobs), _init_worker, (engine,)) as pool:
+    check_espeak()
+    with multiprocessing.get_context("fork").Pool(max(1, opt.jobs)) as pool:
         for utt, audio, _ in pool.imap(render, [(t, render_opt) for t in takes], chunksize=8):
             yield utt, audio
 
