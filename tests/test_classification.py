@@ -258,3 +258,37 @@ def test_ensemble_averages_member_probabilities_and_survives_a_weights_only_chec
     assert [r["filename"] for r in records] == ["a.wav", "b.wav"]
     assert all(set(r) == {"filename", "probs"} and set(r["probs"]) == {"a", "b", "c"} for r in records)
     assert all(sum(r["probs"].values()) == pytest.approx(1.0, abs=1e-5) for r in records)
+
+
+# -- the synthetic corpora ------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not __import__("shutil").which("espeak-ng"), reason="espeak-ng is not installed")
+@pytest.mark.skipif(not os.path.isfile(os.path.join(REPO, "tools", "make_corpus.py")),
+                    reason="tools/make_corpus.py (the synthesis it reuses) is not in this checkout")
+@pytest.mark.parametrize("task", ["kws", "mixture"])
+def test_corpus_generator_layouts_speaker_disjoint_and_scorable(tmp_path, task):
+    sys.path.insert(0, os.path.join(REPO, "tools"))
+    import json
+
+    import make_kws_corpus
+    out = tmp_path / task
+    make_kws_corpus.main(["--task", task, "--out", str(out), "--max-voices", "4", "--background-files", "1",
+                          "--train-mixtures", "12", "--test-mixtures", "4", "--jobs", "1"])
+    info = json.loads((out / "corpus_info.json").read_text())
+    assert not set(info["train_voices"]) & set(info["test_voices"])
+    clip_set = read_classification_set(str(out), classes=list(make_kws_corpus.KEYWORDS) if task == "kws" else None)
+    evaluation = load_module(str(out / "evaluation.py"), f"evaluation_{task}")
+    columns, labels = evaluation.read_table(str(out / "test" / "test_label"))
+    assert sorted(labels) == sorted(os.listdir(out / "test" / "test_data"))
+    if task == "kws":
+        assert clip_set.classes == list(make_kws_corpus.KEYWORDS) + ["silence", "unknown"]
+        assert {clip_set.classes[c.target] for c in clip_set.clips} == set(clip_set.classes)
+        assert {row["label"] for row in labels.values()} == set(clip_set.classes)
+        assert evaluation.METRIC == "CRR"
+        assert all(v.split("_nohash_")[0] in info["train_voices"]
+                   for v in os.listdir(out / "train" / "audio" / "yes"))
+    else:
+        assert clip_set.kind == DISTRIBUTION and len(clip_set.clips) == 12 and evaluation.METRIC == "KL"
+        shares = [sorted(p for p in c.target if p > 0) for c in clip_set.clips]
+        assert all(len(s) in (2, 3) and sum(s) == pytest.approx(1.0, abs=1e-4) for s in shares)
+        assert all(soundfile.info(c.path).duration == pytest.approx(1.0) for c in clip_set.clips)

@@ -61,6 +61,7 @@ class ClassOptions:
     test_mixtures: int = 300
     clip_seconds: float = 1.0      # mixture: clip length
     test_voice_share: float = 0.2
+    max_voices: int = 0            # >0: only this many train voices (and a quarter as many test voices)
     jobs: int = 2
     force: bool = False
 
@@ -82,13 +83,15 @@ def parse_args(argv=None) -> ClassOptions:
     p.add_argument("--train-mixtures", type=int, default=ClassOptions.train_mixtures)
     p.add_argument("--test-mixtures", type=int, default=ClassOptions.test_mixtures)
     p.add_argument("--test-voice-share", type=float, default=ClassOptions.test_voice_share)
+    p.add_argument("--max-voices", type=int, default=0, help="use only N train voices (N/4 test voices): tiny corpora")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--force", action="store_true")
     a = p.parse_args(argv)
     return ClassOptions(task=a.task, out=a.out, seed=a.seed, per_voice=a.per_voice, test_per_voice=a.test_per_voice,
                         background_files=a.background_files,
                         background_seconds=a.background_seconds, train_mixtures=a.train_mixtures,
-                        test_mixtures=a.test_mixtures, test_voice_share=a.test_voice_share, jobs=a.jobs,
+                        test_mixtures=a.test_mixtures, test_voice_share=a.test_voice_share,
+                        max_voices=a.max_voices, jobs=a.jobs,
                         force=a.force)
 
 
@@ -210,6 +213,8 @@ def generate(opt: ClassOptions) -> dict:
     opt.out.mkdir(parents=True, exist_ok=True)
     start = time.time()
     train_voices, test_voices = split_voices(available_voices(), opt.test_voice_share)
+    if opt.max_voices:
+        train_voices, test_voices = train_voices[:opt.max_voices], test_voices[:max(1, opt.max_voices // 4)]
     made = (generate_kws if opt.task == "kws" else generate_mixture)(opt, train_voices, test_voices)
     write_owner_scripts(opt)
     summary = {"task": opt.task, "seed": opt.seed, **made, "train_voices": train_voices, "test_voices": test_voices,
