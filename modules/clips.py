@@ -15,7 +15,6 @@ import warnings
 from dataclasses import dataclass
 from typing import Optional
 
-import numpy as np
 import torch
 
 from .audio import AudioError, audio_duration, load_audio
