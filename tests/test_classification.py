@@ -212,8 +212,9 @@ def test_kl_loss_and_scores_on_known_distributions():
 
 def test_dataset_owner_scripts_score_accuracy_and_kl(tmp_path):
     evaluation = load_module(os.path.join(REPO, "tools", "classification_eval.py"), "classification_eval")
-    loader = load_module(os.path.join(REPO, "tools", "classification_loader.py"), "classification_loader") \
-        if "nsml" in sys.modules or importlib.util.find_spec("nsml") else None
+    if importlib.util.find_spec("nsml") is None:
+        sys.path.insert(0, os.path.join(REPO, "nsml_local"))  # the data loader imports nsml, as on the platform
+    loader = load_module(os.path.join(REPO, "tools", "classification_loader.py"), "classification_loader")
     labels = tmp_path / "kws_label"
     labels.write_text("filename,label\na.wav,yes\nb.wav,no\nc.wav,unknown\nd.wav,silence\n")
     records = [{"filename": "a.wav", "label": "yes"}, {"filename": "b.wav", "label": "yes"},
@@ -224,12 +225,12 @@ def test_dataset_owner_scripts_score_accuracy_and_kl(tmp_path):
     mix_records = [{"filename": "a.wav", "probs": {"x": 0.25, "y": 0.75}}, {"filename": "b.wav", "probs": {"x": 1.0, "y": 0.0}}]
     expected = (0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)) / 2
     assert evaluation.score(mix_records, str(mix_labels))["kl"] == pytest.approx(expected, abs=1e-6)
-    if loader is not None:  # through the files nsml submit writes and reads
-        prediction = tmp_path / "prediction.csv"
-        loader.write_predictions(records, str(prediction))
-        assert evaluation.evaluation_metrics(str(prediction), str(labels)) == pytest.approx(50.0)
-        loader.write_predictions(mix_records, str(prediction))
-        assert evaluation.evaluation_metrics(str(prediction), str(mix_labels)) == pytest.approx(expected, abs=1e-5)
+    # Through the files nsml submit writes (data_loader.py) and reads (evaluation.py).
+    prediction = tmp_path / "prediction.csv"
+    loader.write_predictions(records, str(prediction))
+    assert evaluation.evaluation_metrics(str(prediction), str(labels)) == pytest.approx(50.0)
+    loader.write_predictions(mix_records, str(prediction))
+    assert evaluation.evaluation_metrics(str(prediction), str(mix_labels)) == pytest.approx(expected, abs=1e-5)
 
 
 def test_ensemble_averages_member_probabilities_and_survives_a_weights_only_checkpoint(tmp_path):
