@@ -191,6 +191,14 @@ def test_main_trains_a_separable_task_and_submits_sorted_records(tmp_path, monke
     single = bound["infer"](str(test_dir / "t00.wav"))
     assert single == records[0]
 
+    # A fork continues the ensemble: the loaded members stay as they are, new ones are added.
+    before = [m.state_dict()["head.2.weight"].clone() for m in kit.classifier.models]
+    args = main.parse_args(["--task", "classify", "--classes", "low,mid,high", "--clip_seconds", "0.5",
+                            "--epochs", "1", "--batch_size", "16", "--ensemble", "3", "--device", "cpu"])
+    main.train_classifier(kit, args, str(tmp_path / "ds"))
+    assert len(kit.classifier.models) == 3
+    assert all(torch.equal(m.state_dict()["head.2.weight"], w) for m, w in zip(kit.classifier.models, before))
+
 
 # -- losses, scores, ensembles ------------------------------------------------------------------------------
 
