@@ -3,6 +3,7 @@
 
     python tools/make_corpus.py --out corpora/ko1h --hours 1
     python tools/make_corpus.py --out corpora/small --train-utts 200 --test-utts 40 --layout 2019
+    python tools/make_corpus.py --task kws --out corpora/kws   # classification: see make_kws_corpus.py
 
 Steps, each a function below:
   1. plan     - for every utterance: a sentence from the grammar (korean_text.py),
@@ -656,6 +657,8 @@ def generate(opt: Options) -> dict:
 
 
 def main(argv=None):
+    if classification_task(sys.argv[1:] if argv is None else argv):
+        return make_classification_corpus(sys.argv[1:] if argv is None else argv)
     opt = parse_args(argv)
     try:
         summary = generate(opt)
@@ -672,6 +675,22 @@ def main(argv=None):
     print(f"  test:  {te['utterances']} utts, {te['hours']:.3f} h, "
           f"{te['distinct_sentences']} sentences, {len(te['speakers'])} voices "
           f"(held-out sentences and voices)")
+
+
+
+# ==========================================================================
+# Classification corpora: --task kws | mixture (tools/make_kws_corpus.py)
+# ==========================================================================
+def classification_task(argv: list[str]) -> bool:
+    """`--task kws` (keyword spotting) or `--task mixture` (overlapped words, class shares)."""
+    args = " ".join(argv)
+    return any(f"--task{sep}{task}" in args for sep in (" ", "=") for task in ("kws", "mixture"))
+
+
+def make_classification_corpus(argv: list[str]):
+    """Those corpora reuse this file's synthesis and voices; their plans and layouts live there."""
+    from make_kws_corpus import main as make_kws_main
+    return make_kws_main(argv)
 
 
 if __name__ == "__main__":
