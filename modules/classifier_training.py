@@ -186,7 +186,7 @@ def _parse_list(text: str, cast=str) -> list:
 
 def train_classifier(kit, args, dataset_path: str):
     """Train `args.ensemble` classifiers (more, if a loaded checkpoint already holds some) and save the
-    ensemble after every epoch (`nsml.save(epoch)`) and each time a member finishes (`nsml.save('best')`)."""
+    ensemble after every epoch (`nsml.save(epoch)`) and when a member finishes (`nsml.save('best')`)."""
     import nsml  # main.py has made it importable (the platform's, or the bundled stand-in)
 
     classes = _parse_list(args.classes) or None
@@ -208,7 +208,7 @@ def train_classifier(kit, args, dataset_path: str):
                          f"{clip_set.classes}")
     classifier, done = kit.classifier, len(kit.classifier.models)
     per_model_minutes = args.max_minutes / max(args.ensemble - done, 1) if args.max_minutes else 0.0
-    final_score, epoch_offset = -math.inf, 0
+    best_score, epoch_offset = -math.inf, 0
     for member in range(done, args.ensemble):
         model = classifier.new_model()
         if member == done:
@@ -241,8 +241,7 @@ def train_classifier(kit, args, dataset_path: str):
             f"{single:.4f})", flush=True)
         nsml.report(summary=True, scope=None, step=epoch_offset, ensemble_size=len(classifier.models),
                     **{f"ensemble_{k}": v for k, v in named.items()})
-        # 'best' is the ensemble so far: each member is already its best epoch, and averaging one more
-        # rarely hurts, while a validation split differs by a clip or two between ensembles.
-        nsml.save("best")
-        final_score = scores["score"]
-    print(f"[done] {len(classifier.models)} model(s), ensemble validation score {final_score:.4f}", flush=True)
+        if scores["score"] >= best_score:
+            best_score = scores["score"]
+            nsml.save("best")
+    print(f"[done] {len(classifier.models)} model(s), best ensemble validation score {best_score:.4f}", flush=True)
