@@ -23,6 +23,7 @@ from modules.data import read_training_set, split_by_sentence
 from modules.features import FeatureConfig
 from modules.inference import transcribe_files, transcribe_folder
 from modules.models import MODELS
+from modules.presets import PRESETS, apply_preset
 from modules.recognizer import SpeechRecognizer, default_device
 from modules.text import TextConfig, build_tokenizer
 from modules.training import TrainConfig, Trainer
@@ -39,23 +40,48 @@ def parse_args(argv=None):
     # The kit's own options.
     p.add_argument("--task", type=str, default="transcribe", choices=["transcribe", CLASSIFY],
                    help="transcribe speech, or classify fixed-length clips (keywords, class distributions)")
+    p.add_argument("--preset", type=str, default=None, choices=sorted(PRESETS),
+                   help="a named set of defaults (modules/presets.py), e.g. baseline2022; options given still win")
     p.add_argument("--dataset_path", type=str, default=None, help="override nsml.DATASET_PATH")
     p.add_argument("--model", type=str, default="deepspeech2", choices=sorted(MODELS))
     p.add_argument("--rnn_hidden", type=int, default=256)
     p.add_argument("--rnn_layers", type=int, default=3)
     p.add_argument("--time_stride", type=int, default=6, help="model output frame = time_stride x 10 ms")
+    p.add_argument("--conv_kernels", type=str, default="", help="conv front end (freq x time) kernels, "
+                   "e.g. 41x11,21x11; empty = the kit's 3x3")
+    p.add_argument("--conv_strides", type=str, default="", help="conv front end strides, e.g. 2x2,2x1; "
+                   "empty = (2x2, 2x time_stride/2)")
+    p.add_argument("--win_ms", type=float, default=FeatureConfig.win_ms, help="feature window length")
     p.add_argument("--unit", type=str, default="char", help="output text unit")
     p.add_argument("--no_spaces", action="store_true", help="train without spaces (CER ignores them)")
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     p.add_argument("--max_minutes", type=float, default=0.0, help="training wall-clock budget; 0 = none")
     p.add_argument("--batch_seconds", type=float, default=0.0, help="padded audio seconds per batch; 0 = auto")
+    p.add_argument("--batch_size", type=int, default=0, help="utterances per batch instead of --batch_seconds")
+    p.add_argument("--specaugment_copies", action="store_true",
+                   help="train on each utterance once clean and once SpecAugmented per epoch")
+    p.add_argument("--optimizer", type=str, default=TrainConfig.optimizer, choices=["adamw", "adam"])
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--weight_decay", type=float, default=TrainConfig.weight_decay)
+    p.add_argument("--lr_schedule", type=str, default=TrainConfig.lr_schedule, choices=["cosine", "tri_stage"])
+    p.add_argument("--no_merge_repeats", action="store_true",
+                   help="greedy CTC decoding without merging repeats (the 2022 baseline's bug)")
+    p.add_argument("--infer_batch_seconds", type=float, default=300.0,
+                   help="padded audio seconds per inference batch; 0 = one file at a time")
     p.add_argument("--num_workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument("--valid_fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", type=str, default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     add_classifier_args(p)
+    preset = p.parse_known_args(argv)[0].preset
+    if preset:
+        apply_preset(p, preset)
     return p.parse_args(argv)
+
+
+def conv_pairs(text: str):
+    """'41x11,21x11' -> [[41, 11], [21, 11]]; '' -> None (the model's default)."""
+    return [[int(v) for v in pair.split("x")] for pair in text.split(",")] if text else None
 
 
 class Kit:
@@ -68,6 +94,7 @@ class Kit:
         self.classifier = None
         self.trainer = None
         self.resume_state = None  # training state of a loaded checkpoint, applied when training starts
+        self.infer_batch_seconds = 300.0  # 0: one file at a time
 
 
 def bind_model(kit: Kit):
@@ -102,7 +129,7 @@ def bind_model(kit: Kit):
         if kit.recognizer is None:
             raise RuntimeError("infer called before a model was loaded")
         if os.path.isdir(path):
-            return transcribe_folder(kit.recognizer, path)
+            return transcribe_folder(kit.recognizer, path, batch_seconds=kit.infer_batch_seconds)
         return transcribe_files(kit.recognizer, [path], progress=False)[0]
 
     nsml.bind(save=save, load=load, infer=infer)
@@ -117,7 +144,8 @@ def dataset_root(args) -> str:
     return root
 
 
-def train(kit: Kit, args):
+def build_trainer(kit: Kit, args) -> Trainer:
+    """The recognizer (new, or the loaded one) and its Trainer, as `args` say."""
     text_config = TextConfig(keep_spaces=not args.no_spaces)
     utterances = read_training_set(dataset_root(args), text_config)
     train_utts, valid_utts = split_by_sentence(utterances, args.valid_fraction, args.seed)
@@ -128,19 +156,29 @@ def train(kit: Kit, args):
     if kit.recognizer is None:
         # Every label's characters, validation included, so no character is ever dropped.
         tokenizer = build_tokenizer(args.unit, [u.text for u in utterances])
+        model_opts = dict(rnn_hidden=args.rnn_hidden, rnn_layers=args.rnn_layers, time_stride=args.time_stride)
+        if args.conv_kernels or args.conv_strides:
+            model_opts.update(conv_kernels=conv_pairs(args.conv_kernels), conv_strides=conv_pairs(args.conv_strides))
         kit.recognizer = SpeechRecognizer.create(
-            args.model, tokenizer, FeatureConfig(), text_config, kit.device,
-            rnn_hidden=args.rnn_hidden, rnn_layers=args.rnn_layers, time_stride=args.time_stride)
+            args.model, tokenizer, FeatureConfig(win_ms=args.win_ms), text_config, kit.device, **model_opts)
+        kit.recognizer.merge_repeats = not args.no_merge_repeats
     n_params = sum(p.numel() for p in kit.recognizer.model.parameters())
     print(f"[model] {kit.recognizer.model_name}: {n_params / 1e6:.2f} M parameters, "
           f"{len(kit.recognizer.tokenizer)} units, device {kit.device}", flush=True)
 
     config = TrainConfig(epochs=args.epochs, max_minutes=args.max_minutes, batch_seconds=args.batch_seconds,
-                         lr=args.lr, num_workers=args.num_workers, seed=args.seed)
+                         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+                         weight_decay=args.weight_decay, lr_schedule=args.lr_schedule,
+                         specaugment_copies=args.specaugment_copies, num_workers=args.num_workers, seed=args.seed)
     kit.trainer = Trainer(kit.recognizer, config, train_utts, valid_utts)
     if kit.resume_state is not None:  # forked session: continue epoch, optimizer and schedule
         kit.trainer.load_state_dict(kit.resume_state)
         print(f"[resume] from epoch {kit.trainer.epoch}, step {kit.trainer.step}", flush=True)
+    return kit.trainer
+
+
+def train(kit: Kit, args):
+    build_trainer(kit, args)
 
     def on_epoch_end(m):
         print(f"epoch {m['epoch']:3d} | train_loss {m['train_loss']:.3f} | val_loss {m['val_loss']:.3f} | "
@@ -162,6 +200,7 @@ def main(argv=None):
     warnings.simplefilter("always", UserWarning)  # one line per bad file, every time
     device = torch.device(args.device) if args.device else default_device()
     kit = Kit(device)
+    kit.infer_batch_seconds = args.infer_batch_seconds
     bind_model(kit)
     if args.pause:
         nsml.paused(scope=locals())  # fork: loads and returns; submit: loads, infers, scores, exits

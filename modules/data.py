@@ -211,3 +211,29 @@ class DurationBatchSampler(torch.utils.data.Sampler):
     def padding_fraction(self, durations) -> float:
         padded = sum(max(durations[i] for i in b) * len(b) for b in self.batches)
         return 1.0 - float(np.sum(durations)) / padded if padded else 0.0
+
+
+class BatchByCountSampler(torch.utils.data.Sampler):
+    """Batches of `batch_size` utterances in a random order, whatever their durations.
+
+    The 2022 baseline's batching (`--preset baseline2022`): padding grows with the
+    length spread of each batch, which DurationBatchSampler avoids. Reshuffled every
+    epoch (`set_epoch`); the last batch may be smaller.
+    """
+
+    def __init__(self, n_items: int, batch_size: int, shuffle: bool = True, seed: int = 0):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.n_items, self.batch_size, self.shuffle, self.seed, self.epoch = n_items, batch_size, shuffle, seed, 0
+
+    def set_epoch(self, epoch: int):
+        self.epoch = epoch
+
+    def __len__(self):
+        return (self.n_items + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self):
+        order = list(range(self.n_items))
+        if self.shuffle:
+            random.Random(self.seed + self.epoch).shuffle(order)
+        return iter([order[i:i + self.batch_size] for i in range(0, self.n_items, self.batch_size)])

@@ -2,8 +2,12 @@
 import torch
 
 
-def ctc_greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = 0) -> list:
+def ctc_greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = 0,
+                      merge_repeats: bool = True) -> list:
     """Best path per utterance: repeats merged, then blanks removed.
+
+    merge_repeats=False reproduces the 2022 baseline's bug (blanks removed only,
+    so "ㄱㄱ_ㄴ" gives two ㄱ); it exists for `--preset baseline2022` and nothing else.
 
     log_probs: (B, T, V); lengths: (B,) valid frames. Returns a list of id lists.
     """
@@ -12,7 +16,7 @@ def ctc_greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int
     out = []
     for b in range(best.size(0)):
         path = best[b, : lengths[b]]
-        if path.numel():
+        if merge_repeats and path.numel():
             keep = torch.ones_like(path, dtype=torch.bool)
             keep[1:] = path[1:] != path[:-1]  # merge repeats (the 2022 baseline skipped this)
             path = path[keep]

@@ -24,6 +24,7 @@ class SpeechRecognizer:
         self.text_config = text_config
         self.featurizer = LogMelFilterbank(feature_config).to(device)
         self.device = device
+        self.merge_repeats = True  # CTC decoding; False only to reproduce the 2022 baseline
 
     @classmethod
     def create(cls, model_name: str, tokenizer, feature_config: FeatureConfig, text_config: TextConfig,
@@ -31,16 +32,24 @@ class SpeechRecognizer:
         model = build_model(model_name, feature_config.n_mels, len(tokenizer), **model_opts)
         return cls(model_name, model, tokenizer, feature_config, text_config, device)
 
-    def forward(self, waves: torch.Tensor, wave_lengths: torch.Tensor, augment: SpecAugmentConfig = None):
-        """Padded waveforms -> (B, T', V) log-probabilities and output lengths."""
+    def forward(self, waves: torch.Tensor, wave_lengths: torch.Tensor, augment: SpecAugmentConfig = None,
+                augment_rows: torch.Tensor = None):
+        """Padded waveforms -> (B, T', V) log-probabilities and output lengths.
+
+        `augment` applies SpecAugment to every utterance, or only to those where the
+        (B,) bool `augment_rows` is True.
+        """
         waves, wave_lengths = waves.to(self.device, non_blocking=True), wave_lengths.to(self.device)
         feats, lengths = self.featurizer(waves, wave_lengths)
         if augment is not None:
-            feats = spec_augment(feats, lengths, augment)
+            augmented = spec_augment(feats, lengths, augment)
+            feats = augmented if augment_rows is None else torch.where(
+                augment_rows.to(feats.device)[:, None, None], augmented, feats)
         return self.model(feats, lengths)
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list:
-        return [self.tokenizer.decode(ids) for ids in ctc_greedy_decode(log_probs, lengths)]
+        return [self.tokenizer.decode(ids) for ids in ctc_greedy_decode(log_probs, lengths,
+                                                                       merge_repeats=self.merge_repeats)]
 
     @torch.no_grad()
     def transcribe_batch(self, waves: torch.Tensor, wave_lengths: torch.Tensor) -> list:
@@ -56,6 +65,7 @@ class SpeechRecognizer:
             "text_config": asdict(self.text_config),
             "tokenizer": self.tokenizer.state_dict(),
             "model": self.model.state_dict(),
+            "merge_repeats": self.merge_repeats,
         }
 
     @classmethod
@@ -64,6 +74,7 @@ class SpeechRecognizer:
         recognizer = cls.create(state["model_name"], tokenizer, FeatureConfig(**state["feature_config"]),
                                 TextConfig(**state["text_config"]), device, **state["model_options"])
         recognizer.model.load_state_dict(state["model"])
+        recognizer.merge_repeats = state.get("merge_repeats", True)
         recognizer.model.eval()
         return recognizer
 

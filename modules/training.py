@@ -1,4 +1,8 @@
-"""The training loop: AdamW, warmup + cosine decay, gradient clipping, validation every epoch."""
+"""The training loop: AdamW, warmup + cosine decay, gradient clipping, validation every epoch.
+
+The alternatives (Adam, tri-stage LR, batches by count, SpecAugment copies) exist to
+reproduce the 2022 baseline's recipe (`--preset baseline2022`, modules/presets.py).
+"""
 import math
 import time
 import warnings
@@ -8,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .data import DurationBatchSampler, SpeechDataset, collate
+from .data import BatchByCountSampler, DurationBatchSampler, SpeechDataset, collate
 from .features import SpecAugmentConfig
 from .metrics import cer
 
@@ -18,12 +22,16 @@ class TrainConfig:
     epochs: int = 100
     max_minutes: float = 0.0       # wall-clock budget for this session's training; 0 = none
     batch_seconds: float = 0.0     # padded audio seconds per batch; 0 = auto (CPU 90, GPU 900)
-    lr: float = 2e-3
+    batch_size: int = 0            # >0: batches of this many utterances instead (2022 baseline: 128)
+    optimizer: str = "adamw"       # or "adam" (2022 baseline; weight_decay is then an L2 term)
+    lr: float = 2e-3               # peak learning rate
     weight_decay: float = 1e-2
+    lr_schedule: str = "cosine"    # after warmup: "cosine" decay, or "tri_stage" (KoSpeech: hold, then exp decay)
     warmup_fraction: float = 0.08  # of training progress
     final_lr_ratio: float = 0.05
     grad_clip: float = 5.0
     specaugment: bool = True
+    specaugment_copies: bool = False  # each epoch: every utterance once clean + once augmented (2022 baseline)
     sortagrad: bool = False
     num_workers: int = 0
     seed: int = 0
@@ -31,10 +39,14 @@ class TrainConfig:
 
 def warmup_cosine_lr(progress: float, config) -> float:
     """Learning rate at `progress` (0..1) of training: linear warmup, then cosine decay to
-    `final_lr_ratio`. `config` has lr, warmup_fraction, final_lr_ratio (any of the trainers' configs)."""
+    `final_lr_ratio`. `config` has lr, warmup_fraction, final_lr_ratio (any of the trainers' configs),
+    and optionally lr_schedule = "tri_stage" (the 2022 baseline's, see below)."""
     p, c = min(progress, 1.0), config
-    if p < c.warmup_fraction:
+    if p < c.warmup_fraction:  # linear from lr / 100 (KoSpeech's init_lr_scale) to lr
         return c.lr * max(p / c.warmup_fraction, 0.01)
+    if getattr(c, "lr_schedule", "cosine") == "tri_stage":  # KoSpeech TriStageLRScheduler: hold to
+        # half-way, then exponential decay to final_lr_ratio x peak at the end (its final_lr_scale 0.05).
+        return c.lr * c.final_lr_ratio ** max(0.0, (p - 0.5) / 0.5)
     decay = (p - c.warmup_fraction) / max(1 - c.warmup_fraction, 1e-9)
     return c.lr * (c.final_lr_ratio + (1 - c.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * decay)))
 
@@ -47,13 +59,21 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.train_utts = self._trainable(train_utts)
         self.valid_utts = valid_utts
-        self.train_sampler = DurationBatchSampler([u.duration for u in self.train_utts], config.batch_seconds,
-                                                  shuffle=True, seed=config.seed, sortagrad=config.sortagrad)
-        self.train_loader = self._loader(self.train_utts, self.train_sampler)
+        # With copies, items [n, 2n) of the epoch list are the SpecAugment copies of [0, n).
+        self.epoch_utts = self.train_utts * (2 if config.specaugment_copies and config.specaugment else 1)
+        if config.batch_size:
+            self.train_sampler = BatchByCountSampler(len(self.epoch_utts), config.batch_size, seed=config.seed)
+        else:
+            self.train_sampler = DurationBatchSampler([u.duration for u in self.epoch_utts], config.batch_seconds,
+                                                      shuffle=True, seed=config.seed, sortagrad=config.sortagrad)
+        self.train_loader = self._loader(self.epoch_utts, self.train_sampler)
         self.valid_loader = self._loader(valid_utts, DurationBatchSampler(
             [u.duration for u in valid_utts], 2 * config.batch_seconds, shuffle=False))
-        self.optimizer = torch.optim.AdamW(recognizer.model.parameters(), lr=config.lr,
-                                           weight_decay=config.weight_decay)
+        optimizers = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
+        if config.optimizer not in optimizers or config.lr_schedule not in ("cosine", "tri_stage"):
+            raise ValueError(f"unknown optimizer {config.optimizer!r} or lr_schedule {config.lr_schedule!r}")
+        self.optimizer = optimizers[config.optimizer](recognizer.model.parameters(), lr=config.lr,
+                                                      weight_decay=config.weight_decay)
         self.total_steps = config.epochs * len(self.train_sampler)
         self.augment = SpecAugmentConfig() if config.specaugment else None
         self.epoch = self.step = 0
@@ -91,15 +111,26 @@ class Trainer:
     def out_of_time(self) -> bool:
         return bool(self.config.max_minutes) and time.time() - self.session_start >= 60 * self.config.max_minutes
 
-    def ctc_loss(self, batch, augment):
-        log_probs, lengths = self.recognizer.forward(batch["waves"], batch["wave_lengths"], augment)
+    def ctc_loss(self, batch, augment, augment_rows=None):
+        log_probs, lengths = self.recognizer.forward(batch["waves"], batch["wave_lengths"], augment, augment_rows)
         loss = F.ctc_loss(log_probs.transpose(0, 1), batch["targets"].to(log_probs.device), lengths,
                           batch["target_lengths"].to(log_probs.device), blank=0, zero_infinity=True)
         return loss, log_probs, lengths
 
+    def train_step(self, batch) -> float:
+        """One optimizer step on `batch`; returns its loss."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate()
+        loss, _, _ = self.ctc_loss(batch, self.augment, self.augment_rows(batch))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.recognizer.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        return loss.item()
+
     def train_epoch(self) -> dict:
-        model = self.recognizer.model
-        model.train()
+        self.recognizer.model.train()
         self.train_sampler.set_epoch(self.epoch)
         total, audio_seconds, count, start = 0.0, 0.0, 0, time.time()
         # A live bar on a terminal; in a log file (NSML, `nsml logs`) a plain line a minute instead.
@@ -108,15 +139,7 @@ class Trainer:
         for batch in bar:
             if batch is None:
                 continue
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.learning_rate()
-            loss, _, _ = self.ctc_loss(batch, self.augment)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), self.config.grad_clip)
-            self.optimizer.step()
-            self.step += 1
-            total += loss.item()
+            total += self.train_step(batch)
             count += 1
             audio_seconds += float(batch["wave_lengths"].sum()) / self.recognizer.feature_config.sample_rate
             bar.set_postfix(loss=f"{total / count:.3f}", lr=f"{self.learning_rate():.2e}")
@@ -129,6 +152,12 @@ class Trainer:
         bar.close()
         elapsed = time.time() - start
         return {"train_loss": total / max(count, 1), "audio_per_second": audio_seconds / max(elapsed, 1e-9)}
+
+    def augment_rows(self, batch):
+        """Which rows of a training batch get SpecAugment: all (None), or only the copies."""
+        if len(self.epoch_utts) == len(self.train_utts):
+            return None
+        return torch.tensor(batch["indices"]) >= len(self.train_utts)
 
     @torch.no_grad()
     def evaluate(self) -> dict:

@@ -1,5 +1,6 @@
 """DeepSpeech2-style CTC acoustic model: 2-D conv front end, bidirectional GRUs, linear head."""
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import nn
@@ -13,26 +14,46 @@ class DeepSpeech2Config:
     rnn_hidden: int = 256
     rnn_layers: int = 3
     dropout: float = 0.1
+    # (frequency, time) kernel and stride of the two convolutions; None = the kit's
+    # 3x3 kernels with strides (2, 2), (2, time_stride / 2). KoSpeech (2022 baseline):
+    # kernels ((41, 11), (21, 11)), strides ((2, 2), (2, 1)).
+    conv_kernels: Optional[list] = None
+    conv_strides: Optional[list] = None
+
+
+def conv_layout(time_stride: int, kernels=None, strides=None):
+    """The two convolutions' (frequency, time) kernels and strides, checked against time_stride."""
+    if strides is None:
+        if time_stride % 2:
+            raise ValueError(f"time_stride must be even, got {time_stride}")
+        strides = [(2, 2), (2, time_stride // 2)]
+    kernels = [tuple(k) for k in (kernels or [(3, 3), (3, 3)])]
+    strides = [tuple(s) for s in strides]
+    if len(kernels) != 2 or len(strides) != 2:
+        raise ValueError("the conv front end has exactly two layers")
+    if strides[0][1] * strides[1][1] != time_stride:
+        raise ValueError(f"conv time strides {strides} do not multiply to time_stride {time_stride}")
+    return kernels, strides
 
 
 class ConvFrontEnd(nn.Module):
-    """Two strided 3x3 convolutions over (frequency, time); frequency /4, time /time_stride."""
+    """Two strided convolutions over (frequency, time), 'same' padding; time / time_stride."""
 
-    def __init__(self, n_mels: int, channels: int, time_stride: int):
+    def __init__(self, n_mels: int, channels: int, time_stride: int, kernels=None, strides=None):
         super().__init__()
-        if time_stride % 2:
-            raise ValueError(f"time_stride must be even, got {time_stride}")
-        self.strides = (2, time_stride // 2)
-        self.layers = nn.Sequential(
-            nn.Conv2d(1, channels, 3, stride=(2, 2), padding=1), nn.BatchNorm2d(channels), nn.Hardtanh(0, 20),
-            nn.Conv2d(channels, channels, 3, stride=(2, time_stride // 2), padding=1),
-            nn.BatchNorm2d(channels), nn.Hardtanh(0, 20),
-        )
-        self.output_dim = channels * (((n_mels + 1) // 2 + 1) // 2)
+        self.kernels, self.strides = conv_layout(time_stride, kernels, strides)
+        layers, in_channels, freq = [], 1, n_mels
+        for k, s in zip(self.kernels, self.strides):
+            pad = (k[0] // 2, k[1] // 2)
+            layers += [nn.Conv2d(in_channels, channels, k, stride=s, padding=pad), nn.BatchNorm2d(channels),
+                       nn.Hardtanh(0, 20)]
+            in_channels, freq = channels, (freq + 2 * pad[0] - k[0]) // s[0] + 1
+        self.layers = nn.Sequential(*layers)
+        self.output_dim = channels * freq
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        for s in self.strides:
-            lengths = (lengths + 2 - 3) // s + 1  # conv arithmetic: padding 1, kernel 3
+        for k, s in zip(self.kernels, self.strides):
+            lengths = (lengths + 2 * (k[1] // 2) - k[1]) // s[1] + 1  # conv arithmetic along time
         return lengths
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor):
@@ -45,7 +66,8 @@ class DeepSpeech2(nn.Module):
     def __init__(self, config: DeepSpeech2Config, n_mels: int, vocab_size: int):
         super().__init__()
         self.config = config
-        self.front_end = ConvFrontEnd(n_mels, config.conv_channels, config.time_stride)
+        self.front_end = ConvFrontEnd(n_mels, config.conv_channels, config.time_stride,
+                                      config.conv_kernels, config.conv_strides)
         self.rnn = nn.GRU(self.front_end.output_dim, config.rnn_hidden, num_layers=config.rnn_layers,
                           bidirectional=True, batch_first=True,
                           dropout=config.dropout if config.rnn_layers > 1 else 0.0)
