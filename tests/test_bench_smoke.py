@@ -1,0 +1,58 @@
+"""The benchmark suite runs end to end (tiny corpus, models and budgets) and reports every figure.
+
+The figures of a smoke run are not the benchmark (bench/README.md holds those);
+this only keeps the suite from rotting: each step must run and give a sane number.
+"""
+import json
+import math
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def finite_positive(x):
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def test_suite_smoke_run_reports_every_figure(tmp_path):
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "run_suite.py"), "--smoke",
+                           "--out", str(out), "--cache", str(tmp_path / "cache")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    r = json.loads((out / "suite.json").read_text(encoding="utf-8"))
+    assert (out / "cer_vs_time.png").stat().st_size > 1000
+
+    assert r["settings"]["smoke"] is True and r["machine"]["cores"] >= 1 and r["machine"]["torch"]
+    for name in ("kit", "baseline2022"):
+        run = r["cer"][name]
+        assert 0 <= run["test_cer"] < 50 and 0 <= run["best_val_cer"] < 50
+        assert run["epochs"] == len(run["curve"]) >= 1
+        times = [p["seconds"] for p in run["curve"]]
+        assert times == sorted(times) and finite_positive(times[0])
+        assert finite_positive(run["train_peak_rss_mib"]) and run["train_peak_rss_mib"] > 50
+    assert "--preset" in r["cer"]["baseline2022"]["argv"] and "--preset" not in r["cer"]["kit"]["argv"]
+
+    for name in ("kit", "kit_at_baseline_size", "baseline2022"):
+        t = r["throughput"][name]
+        assert finite_positive(t["audio_seconds_per_second"]) and t["peak_rss_mib"] > 50
+        assert t["steps"] == r["settings"]["throughput_steps"] and finite_positive(t["audio_seconds"])
+
+    inf = r["inference"]
+    for name in ("kit_batched", "kit_one_by_one", "baseline2022_one_by_one"):
+        assert finite_positive(inf[name]["rtf"]) and inf[name]["files"] >= 1
+        assert inf[name]["projected_10k_seconds"] == \
+            inf[name]["seconds"] / inf[name]["files"] * 10_000
+    assert inf["kit_one_by_one"]["batch_seconds"] == inf["baseline2022_one_by_one"]["batch_seconds"] == 0
+    assert inf["kit_batched"]["batch_seconds"] > 0
+
+    f = r["features"]
+    assert finite_positive(f["kit_batched_seconds_per_hour"]) and finite_positive(f["librosa_per_file_seconds_per_hour"])
+
+    assert all(math.isfinite(v) and v >= 0 for v in r["ratios"].values()), r["ratios"]
+    assert r["ratios"]["test_cer_kit_over_baseline"] == \
+        r["cer"]["kit"]["test_cer"] / r["cer"]["baseline2022"]["test_cer"]
+    assert set(r["targets"]) and all(isinstance(v, bool) for v in r["targets"].values())
+    assert "| test CER after the budget |" in done.stdout  # the table is printed
