@@ -6,8 +6,11 @@ this only keeps the suite from rotting: each step must run and give a sane numbe
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -16,6 +19,7 @@ def finite_positive(x):
     return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
 
 
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is needed to generate the corpus")
 def test_suite_smoke_run_reports_every_figure(tmp_path):
     out = tmp_path / "out"
     done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "run_suite.py"), "--smoke",
