@@ -369,7 +369,8 @@ def main(argv=None):
     configs = {name: argv + smoke + (SMOKE_BASELINE_BATCH if a.smoke and name == "baseline2022" else []) + extra
                for name, argv in CONFIGS.items()}
     r = {"machine": machine(),
-         "settings": {"command": " ".join(["python bench/run_suite.py", *(argv if argv is not None else sys.argv[1:])]),
+         "settings": {"command": shlex.join(["python", "bench/run_suite.py",
+                                              *(argv if argv is not None else sys.argv[1:])]),
                       "smoke": a.smoke, "extra": a.extra, "budget_minutes": a.budget_minutes, "corpus": corpus,
                       "corpus_hours": hours, "seed": a.seed, "throughput_steps": a.throughput_steps,
                       "throughput_warmup": a.throughput_warmup, "configs": configs},

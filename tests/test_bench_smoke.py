@@ -20,6 +20,8 @@ def finite_positive(x):
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is needed to generate the corpus")
+@pytest.mark.skipif(not os.path.isfile(os.path.join(ROOT, "tools", "make_corpus.py")),
+                    reason="tools/make_corpus.py (the corpus generator) is not in this checkout")
 def test_suite_smoke_run_reports_every_figure(tmp_path):
     out = tmp_path / "out"
     done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "run_suite.py"), "--smoke",
