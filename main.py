@@ -57,7 +57,7 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     p.add_argument("--max_minutes", type=float, default=0.0, help="training wall-clock budget; 0 = none")
     p.add_argument("--batch_seconds", type=float, default=0.0, help="padded audio seconds per batch; 0 = auto")
-    p.add_argument("--batch_size", type=int, default=0, help="utterances per batch instead of --batch_seconds")
+    p.add_argument("--batch_utterances", type=int, default=0, help="utterances per batch instead of --batch_seconds")
     p.add_argument("--specaugment_copies", action="store_true",
                    help="train on each utterance once clean and once SpecAugmented per epoch")
     p.add_argument("--optimizer", type=str, default=TrainConfig.optimizer, choices=["adamw", "adam"])
@@ -167,7 +167,7 @@ def build_trainer(kit: Kit, args) -> Trainer:
           f"{len(kit.recognizer.tokenizer)} units, device {kit.device}", flush=True)
 
     config = TrainConfig(epochs=args.epochs, max_minutes=args.max_minutes, batch_seconds=args.batch_seconds,
-                         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+                         batch_size=args.batch_utterances, optimizer=args.optimizer, lr=args.lr,
                          weight_decay=args.weight_decay, lr_schedule=args.lr_schedule,
                          specaugment_copies=args.specaugment_copies, num_workers=args.num_workers, seed=args.seed)
     kit.trainer = Trainer(kit.recognizer, config, train_utts, valid_utts)

@@ -43,7 +43,7 @@ CONFIGS = {"kit": [], "baseline2022": ["--preset", "baseline2022"]}
 KIT_AT_BASELINE_SIZE = ["--rnn_hidden", "1024", "--rnn_layers", "3"]
 # --smoke: tiny models so CI runs every step in about a minute; figures are not comparable.
 SMOKE_MODEL = ["--rnn_hidden", "32", "--rnn_layers", "1"]
-SMOKE_BASELINE_BATCH = ["--batch_size", "16"]
+SMOKE_BASELINE_BATCH = ["--batch_utterances", "16"]
 
 EPOCH_LINE = re.compile(r"^epoch\s+(\d+) \|.*\| val_cer ([0-9.]+) \|.*\| ([0-9.]+) min")
 CER_LINE = re.compile(r"^CER: ([0-9.eE+-]+|nan|inf)\s*$")

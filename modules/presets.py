@@ -30,7 +30,7 @@ PRESETS = {
         "time_stride": 2,
         "rnn_hidden": 1024,
         "rnn_layers": 3,
-        "batch_size": 128,
+        "batch_utterances": 128,
         "specaugment_copies": True,
         "optimizer": "adam",
         "lr": 1e-4,

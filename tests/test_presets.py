@@ -91,8 +91,8 @@ def test_kit_defaults_are_untouched_by_the_preset_machinery(dataset):
 
 
 def test_options_given_on_the_command_line_beat_the_preset():
-    args = main.parse_args(["--preset", "baseline2022", "--rnn_hidden", "64", "--batch_size", "8"])
-    assert (args.rnn_hidden, args.batch_size, args.rnn_layers) == (64, 8, 3)
+    args = main.parse_args(["--preset", "baseline2022", "--rnn_hidden", "64", "--batch_utterances", "8"])
+    assert (args.rnn_hidden, args.batch_utterances, args.rnn_layers) == (64, 8, 3)
 
 
 def test_every_preset_setting_is_a_main_option():
