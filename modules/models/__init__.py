@@ -1,9 +1,13 @@
 """Acoustic models, one file each, chosen by name."""
 from dataclasses import asdict
 
+from .conformer import Conformer, ConformerConfig
 from .deepspeech2 import DeepSpeech2, DeepSpeech2Config
 
-MODELS = {"deepspeech2": (DeepSpeech2, DeepSpeech2Config)}
+MODELS = {
+    "deepspeech2": (DeepSpeech2, DeepSpeech2Config),
+    "conformer": (Conformer, ConformerConfig),
+}
 
 
 def build_model(name: str, n_mels: int, vocab_size: int, **options):

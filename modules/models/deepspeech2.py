@@ -5,6 +5,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from .frontend import ConvFrontEnd
+
 
 @dataclass
 class DeepSpeech2Config:
@@ -13,32 +15,6 @@ class DeepSpeech2Config:
     rnn_hidden: int = 256
     rnn_layers: int = 3
     dropout: float = 0.1
-
-
-class ConvFrontEnd(nn.Module):
-    """Two strided 3x3 convolutions over (frequency, time); frequency /4, time /time_stride."""
-
-    def __init__(self, n_mels: int, channels: int, time_stride: int):
-        super().__init__()
-        if time_stride % 2:
-            raise ValueError(f"time_stride must be even, got {time_stride}")
-        self.strides = (2, time_stride // 2)
-        self.layers = nn.Sequential(
-            nn.Conv2d(1, channels, 3, stride=(2, 2), padding=1), nn.BatchNorm2d(channels), nn.Hardtanh(0, 20),
-            nn.Conv2d(channels, channels, 3, stride=(2, time_stride // 2), padding=1),
-            nn.BatchNorm2d(channels), nn.Hardtanh(0, 20),
-        )
-        self.output_dim = channels * (((n_mels + 1) // 2 + 1) // 2)
-
-    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        for s in self.strides:
-            lengths = (lengths + 2 - 3) // s + 1  # conv arithmetic: padding 1, kernel 3
-        return lengths
-
-    def forward(self, feats: torch.Tensor, lengths: torch.Tensor):
-        x = self.layers(feats.unsqueeze(1).transpose(2, 3))  # (B, C, F', T')
-        b, c, f, t = x.shape
-        return x.permute(0, 3, 1, 2).reshape(b, t, c * f), self.output_lengths(lengths).clamp(min=1, max=t)
 
 
 class DeepSpeech2(nn.Module):
