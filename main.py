@@ -151,6 +151,7 @@ def train(kit: Kit, args):
           flush=True)
 
     if kit.recognizer is None:
+        torch.manual_seed(args.seed)  # same initial weights in every run (and on every DDP rank)
         # Every label's characters, validation included, so no character is ever dropped.
         tokenizer = build_tokenizer(args.unit, [u.text for u in utterances])
         kit.recognizer = SpeechRecognizer.create(args.model, tokenizer, FeatureConfig(), text_config, kit.device,

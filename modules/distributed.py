@@ -56,10 +56,11 @@ def barrier():
 
 
 class ShardedBatchSampler(torch.utils.data.Sampler):
-    """Rank r's share of a batch sampler: batches r, r + W, r + 2W, ... of each epoch's order.
+    """Rank r's share of each global batch: items r, r + W, r + 2W, ... (W = world size).
 
-    Every rank gets the same number of batches (the tail that does not divide evenly is
-    dropped), so the ranks' all-reduces stay in step. The global batch is W local batches.
+    Every rank walks the same global batches in the same order, so W processes take the
+    same optimizer steps on the same data as one process would; a global batch with fewer
+    than W items is skipped, so no rank is ever left without a batch (and all stay in step).
     """
 
     def __init__(self, batch_sampler, rank: int, world_size: int):
@@ -69,8 +70,7 @@ class ShardedBatchSampler(torch.utils.data.Sampler):
         self.batch_sampler.set_epoch(epoch)
 
     def __len__(self):
-        return len(self.batch_sampler) // self.world_size
+        return sum(len(b) >= self.world_size for b in self.batch_sampler.batches)
 
     def __iter__(self):
-        batches = list(self.batch_sampler)[: len(self) * self.world_size]
-        return iter(batches[self.rank::self.world_size])
+        return iter([b[self.rank::self.world_size] for b in self.batch_sampler if len(b) >= self.world_size])
