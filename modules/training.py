@@ -251,7 +251,8 @@ def average_state_dicts(states: list) -> dict:
     averaged = {}
     for key, last in states[-1].items():
         if last.is_floating_point():
-            averaged[key] = torch.stack([s[key].float() for s in states]).mean(0).to(last.dtype)
+            # float64 sums: averaging identical weights gives them back bit for bit
+            averaged[key] = torch.stack([s[key].double() for s in states]).mean(0).to(last.dtype)
         else:
             averaged[key] = last.clone()
     return averaged
