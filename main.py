@@ -56,7 +56,8 @@ def parse_args(argv=None):
     p.add_argument("--heads", type=int, default=None, help="conformer: attention heads (overrides the size)")
     p.add_argument("--dropout", type=float, default=None)
     # Decoding, recorded in the checkpoint: `nsml submit` passes no kit option, so it decodes as trained.
-    p.add_argument("--decoder", type=str, default="beam", choices=["greedy", "beam"])
+    p.add_argument("--decoder", type=str, default="beam", choices=["greedy", "beam", "attention"],
+                   help="beam: CTC prefix beam search + LM; attention: the attention model's own beam search")
     p.add_argument("--beam_width", type=int, default=DecoderConfig.beam_width)
     p.add_argument("--lm_order", type=int, default=5, help="character n-gram order; 0 = no language model")
     p.add_argument("--lm_weight", type=float, default=DecoderConfig.lm_weight)

@@ -29,12 +29,13 @@ def ctc_greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int
 @dataclass
 class DecoderConfig:
     """How log-probabilities become text; saved in the checkpoint so a submit decodes as training chose."""
-    decoder: str = "greedy"    # greedy | beam
+    decoder: str = "greedy"    # greedy | beam (CTC prefix beam search) | attention (decoder beam search)
     beam_width: int = 8
     token_top_k: int = 8       # candidate units per frame (beyond that, a frame's tail never wins)
     blank_skip: float = 0.999  # frames with P(blank) above this only extend existing prefixes with blank
     lm_weight: float = 0.3     # 0 = no language model
     lm_bonus: float = 0.5      # per-character insertion bonus, offsets the LM's preference for short outputs
+    length_penalty: float = 1.0  # attention decoder: score = log P / length^penalty
     infer_budget_s: float = 3000.0  # projected inference time above which a submit falls back to greedy
 
 

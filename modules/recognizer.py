@@ -48,8 +48,13 @@ class SpeechRecognizer:
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor, decoder: DecoderConfig = None) -> list:
         """Texts by `decoder` (default: the recognizer's own decoder config)."""
-        ids = decode_batch(log_probs, lengths, decoder or self.decoder_config, lm=self.lm,
-                           units=self.tokenizer.units)
+        decoder = decoder or self.decoder_config
+        if decoder.decoder == "attention":  # the decoder reads the encoding of the forward just done
+            if not hasattr(self.model, "beam_search"):
+                raise ValueError(f"--decoder attention needs an attention model, not {self.model_name}")
+            ids = self.model.beam_search(decoder.beam_width, decoder.length_penalty)
+        else:
+            ids = decode_batch(log_probs, lengths, decoder, lm=self.lm, units=self.tokenizer.units)
         return [self.tokenizer.decode(i) for i in ids]
 
     @torch.no_grad()
