@@ -144,6 +144,8 @@ def dataset_root(args) -> str:
 
 
 def train(kit: Kit, args):
+    if args.decoder == "attention" and args.model != "attention":
+        sys.exit(f"--decoder attention needs --model attention (got --model {args.model})")
     text_config = TextConfig(keep_spaces=not args.no_spaces)
     utterances = read_training_set(dataset_root(args), text_config)
     train_utts, valid_utts = split_by_sentence(utterances, args.valid_fraction, args.seed)
