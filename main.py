@@ -196,8 +196,10 @@ def train(kit: Kit, args):
     main_process = distributed.is_main_process()
     if main_process:
         print(f"[done] best val_cer {kit.trainer.best_cer:.4f} (greedy) after {kit.trainer.epoch} epochs", flush=True)
+    weights = "final"
     if args.average_last and kit.trainer.recent_weights:
         kit.recognizer.model.load_state_dict(kit.trainer.averaged_weights())
+        weights = "averaged"
         m = kit.trainer.evaluate()
         if main_process:
             print(f"[avg] last {len(kit.trainer.recent_weights)} epochs averaged: val_cer {m['val_cer']:.4f}", flush=True)
@@ -206,7 +208,7 @@ def train(kit: Kit, args):
     if kit.recognizer.decoder_config.decoder != "greedy" and main_process:
         m = kit.trainer.evaluate(decoder=kit.recognizer.decoder_config)
         print(f"[decode] {kit.recognizer.decoder_config.decoder} (beam {args.beam_width}, lm_weight "
-              f"{kit.recognizer.decoder_config.lm_weight}): val_cer {m['val_cer']:.4f} on the final weights", flush=True)
+              f"{kit.recognizer.decoder_config.lm_weight}): val_cer {m['val_cer']:.4f} on the {weights} weights", flush=True)
 
 
 def model_options_from_args(args) -> dict:
