@@ -25,7 +25,9 @@ class CharNgramLM:
         self._cache = {}
 
     @classmethod
-    def train(cls, texts, order: int = 5, discount: float = 0.75):
+    def train(cls, texts, order: int = 5, discount: float = 0.75, max_ngrams: int = 2_000_000):
+        """Count `texts`; above `max_ngrams` stored n-grams, singletons of the highest orders are
+        pruned (highest first) so that checkpoints and memory stay bounded on large corpora."""
         if order < 1:
             raise ValueError(f"lm order must be >= 1, got {order}")
         highest = defaultdict(lambda: defaultdict(int))
@@ -44,6 +46,11 @@ class CharNgramLM:
         if order == 1:
             counts[0] = highest
         plain = [{ctx: dict(nxt) for ctx, nxt in table.items()} for table in counts]
+        for n in range(order - 1, 0, -1):
+            if sum(len(nxt) for table in plain for nxt in table.values()) <= max_ngrams:
+                break
+            pruned = {ctx: {c: k for c, k in nxt.items() if k > 1} for ctx, nxt in plain[n].items()}
+            plain[n] = {ctx: nxt for ctx, nxt in pruned.items() if nxt}
         return cls(order, plain, discount)
 
     def _distribution(self, context: str) -> dict:

@@ -77,3 +77,13 @@ def test_lm_round_trips_through_a_weights_only_checkpoint(tmp_path):
     loaded = CharNgramLM.from_state_dict(load_checkpoint(path)["lm"])  # torch.load(weights_only=True)
     for text in ["가나다", "라마", "마가"]:
         assert loaded.score(text) == lm.score(text)
+
+
+def test_lm_pruning_bounds_size_and_stays_normalised():
+    texts = ["가나다라마바사", "아자차카타파하", "가나다 아자차", "마바사 카타파"] * 2 + ["하파타카차자아"]
+    full = CharNgramLM.train(texts, order=4)
+    small = CharNgramLM.train(texts, order=4, max_ngrams=60)
+    size = lambda lm: sum(len(nxt) for table in lm.counts for nxt in table.values())  # noqa: E731
+    assert size(small) < size(full)
+    assert math.isclose(sum(small._distribution("\x02\x02가").values()), 1.0, rel_tol=1e-9)
+    assert small.score("가나다라") > small.score("라다나가")
