@@ -54,7 +54,6 @@ def parse_args(argv=None):
     p.add_argument("--d_model", type=int, default=None, help="conformer: width (overrides the size)")
     p.add_argument("--layers", type=int, default=None, help="conformer: blocks (overrides the size)")
     p.add_argument("--heads", type=int, default=None, help="conformer: attention heads (overrides the size)")
-    p.add_argument("--dropout", type=float, default=None)
     # Decoding, recorded in the checkpoint: `nsml submit` passes no kit option, so it decodes as trained.
     p.add_argument("--decoder", type=str, default="beam", choices=["greedy", "beam", "attention"],
                    help="beam: CTC prefix beam search + LM; attention: the attention model's own beam search")
@@ -211,9 +210,14 @@ def train(kit: Kit, args):
               f"{kit.recognizer.decoder_config.lm_weight}): val_cer {m['val_cer']:.4f} on the {weights} weights", flush=True)
 
 
+# The command-line options that configure speech models (other tasks' options never leak in).
+ASR_MODEL_OPTIONS = ("rnn_hidden", "rnn_layers", "time_stride", "conformer_size", "d_model", "layers", "heads")
+
+
 def model_options_from_args(args) -> dict:
     """The model options given on the command line that the chosen model's config has."""
-    given = {"size" if k == "conformer_size" else k: v for k, v in vars(args).items() if v is not None}
+    given = {"size" if k == "conformer_size" else k: getattr(args, k) for k in ASR_MODEL_OPTIONS
+             if getattr(args, k, None) is not None}
     _, config_cls = MODELS[args.model]
     return {f.name: given[f.name] for f in fields(config_cls) if f.name in given}
 
