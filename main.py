@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 import warnings
+from dataclasses import fields
 
 import torch
 
@@ -16,12 +17,15 @@ except ImportError:  # local run without `pip install -e nsml_local`: use the bu
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "nsml_local"))
     import nsml
 
+from modules import distributed
 from modules.checkpoint import load_checkpoint, save_checkpoint
 from modules.classifier import TASK as CLASSIFY, AudioClassifier
 from modules.classifier_training import add_classifier_args, train_classifier
 from modules.data import read_training_set, split_by_sentence
+from modules.decoding import DecoderConfig
 from modules.features import FeatureConfig
 from modules.inference import transcribe_files, transcribe_folder
+from modules.lm import CharNgramLM
 from modules.models import MODELS
 from modules.presets import PRESETS, apply_preset
 from modules.recognizer import SpeechRecognizer, default_device
@@ -43,10 +47,25 @@ def parse_args(argv=None):
     p.add_argument("--preset", type=str, default=None, choices=sorted(PRESETS),
                    help="a named set of defaults (modules/presets.py), e.g. baseline2022; options given still win")
     p.add_argument("--dataset_path", type=str, default=None, help="override nsml.DATASET_PATH")
-    p.add_argument("--model", type=str, default="deepspeech2", choices=sorted(MODELS))
-    p.add_argument("--rnn_hidden", type=int, default=256)
-    p.add_argument("--rnn_layers", type=int, default=3)
-    p.add_argument("--time_stride", type=int, default=6, help="model output frame = time_stride x 10 ms")
+    p.add_argument("--model", type=str, default="deepspeech2", choices=sorted(MODELS), help="see docs/models.md")
+    # Model options: unset ones keep the chosen model's own defaults (modules/models/*.py).
+    p.add_argument("--rnn_hidden", type=int, default=None, help="deepspeech2 (256)")
+    p.add_argument("--rnn_layers", type=int, default=None, help="deepspeech2 (3)")
+    p.add_argument("--time_stride", type=int, default=None,
+                   help="model output frame = time_stride x 10 ms (deepspeech2 6, conformer 4)")
+    p.add_argument("--conformer_size", type=str, default=None, help="conformer: small | medium | large (small)")
+    p.add_argument("--d_model", type=int, default=None, help="conformer: width (overrides the size)")
+    p.add_argument("--layers", type=int, default=None, help="conformer: blocks (overrides the size)")
+    p.add_argument("--heads", type=int, default=None, help="conformer: attention heads (overrides the size)")
+    # Decoding, recorded in the checkpoint: `nsml submit` passes no kit option, so it decodes as trained.
+    p.add_argument("--decoder", type=str, default="beam", choices=["greedy", "beam", "attention"],
+                   help="beam: CTC prefix beam search + LM; attention: the attention model's own beam search")
+    p.add_argument("--beam_width", type=int, default=DecoderConfig.beam_width)
+    p.add_argument("--lm_order", type=int, default=5, help="character n-gram order; 0 = no language model")
+    p.add_argument("--lm_weight", type=float, default=DecoderConfig.lm_weight)
+    p.add_argument("--lm_bonus", type=float, default=DecoderConfig.lm_bonus, help="per-character insertion bonus")
+    p.add_argument("--infer_budget_s", type=float, default=DecoderConfig.infer_budget_s,
+                   help="projected inference seconds above which a submit falls back to greedy decoding")
     p.add_argument("--conv_kernels", type=str, default="", help="conv front end (freq x time) kernels, "
                    "e.g. 41x11,21x11; empty = the kit's 3x3")
     p.add_argument("--conv_strides", type=str, default="", help="conv front end strides, e.g. 2x2,2x1; "
@@ -71,6 +90,12 @@ def parse_args(argv=None):
     p.add_argument("--num_workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument("--valid_fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no_specaugment", action="store_true")
+    p.add_argument("--amp", type=str, default="auto", choices=["auto", "off", "bf16", "fp16"],
+                   help="mixed precision; auto = bf16/fp16 on GPU, off on CPU")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model for training")
+    p.add_argument("--average_last", type=int, default=0, help="save 'avg': mean weights of the last N epochs")
+    p.add_argument("--ctc_weight", type=float, default=TrainConfig.ctc_weight, help="models with a decoder")
     p.add_argument("--device", type=str, default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     add_classifier_args(p)
     preset = p.parse_known_args(argv)[0].preset
@@ -146,6 +171,8 @@ def dataset_root(args) -> str:
 
 def build_trainer(kit: Kit, args) -> Trainer:
     """The recognizer (new, or the loaded one) and its Trainer, as `args` say."""
+    if args.decoder == "attention" and args.model != "attention":
+        sys.exit(f"--decoder attention needs --model attention (got --model {args.model})")
     text_config = TextConfig(keep_spaces=not args.no_spaces)
     utterances = read_training_set(dataset_root(args), text_config)
     train_utts, valid_utts = split_by_sentence(utterances, args.valid_fraction, args.seed)
@@ -154,14 +181,21 @@ def build_trainer(kit: Kit, args) -> Trainer:
           flush=True)
 
     if kit.recognizer is None:
+        torch.manual_seed(args.seed)  # same initial weights in every run (and on every DDP rank)
         # Every label's characters, validation included, so no character is ever dropped.
         tokenizer = build_tokenizer(args.unit, [u.text for u in utterances])
-        model_opts = dict(rnn_hidden=args.rnn_hidden, rnn_layers=args.rnn_layers, time_stride=args.time_stride)
+        model_opts = model_options_from_args(args)
         if args.conv_kernels or args.conv_strides:
             model_opts.update(conv_kernels=conv_pairs(args.conv_kernels), conv_strides=conv_pairs(args.conv_strides))
-        kit.recognizer = SpeechRecognizer.create(
-            args.model, tokenizer, FeatureConfig(win_ms=args.win_ms), text_config, kit.device, **model_opts)
-        kit.recognizer.merge_repeats = not args.no_merge_repeats
+        kit.recognizer = SpeechRecognizer.create(args.model, tokenizer, FeatureConfig(win_ms=args.win_ms),
+                                                 text_config, kit.device, **model_opts)
+    kit.recognizer.decoder_config = DecoderConfig(
+        decoder=args.decoder, beam_width=args.beam_width, lm_weight=args.lm_weight if args.lm_order else 0.0,
+        lm_bonus=args.lm_bonus, infer_budget_s=args.infer_budget_s, merge_repeats=not args.no_merge_repeats)
+    if args.decoder == "beam" and args.lm_order > 0 and args.lm_weight > 0:
+        # Training transcripts only: a language model that saw validation text would flatter its CER.
+        kit.recognizer.lm = CharNgramLM.train([u.text for u in train_utts], order=args.lm_order)
+        print(f"[lm] {args.lm_order}-gram characters from {len(train_utts)} training transcripts", flush=True)
     n_params = sum(p.numel() for p in kit.recognizer.model.parameters())
     print(f"[model] {kit.recognizer.model_name}: {n_params / 1e6:.2f} M parameters, "
           f"{len(kit.recognizer.tokenizer)} units, device {kit.device}", flush=True)
@@ -169,7 +203,9 @@ def build_trainer(kit: Kit, args) -> Trainer:
     config = TrainConfig(epochs=args.epochs, max_minutes=args.max_minutes, batch_seconds=args.batch_seconds,
                          batch_size=args.batch_utterances, optimizer=args.optimizer, lr=args.lr,
                          weight_decay=args.weight_decay, lr_schedule=args.lr_schedule,
-                         specaugment_copies=args.specaugment_copies, num_workers=args.num_workers, seed=args.seed)
+                         specaugment_copies=args.specaugment_copies, num_workers=args.num_workers, seed=args.seed,
+                         specaugment=not args.no_specaugment, amp=args.amp, compile=args.compile,
+                         average_last=args.average_last, ctc_weight=args.ctc_weight)
     kit.trainer = Trainer(kit.recognizer, config, train_utts, valid_utts)
     if kit.resume_state is not None:  # forked session: continue epoch, optimizer and schedule
         kit.trainer.load_state_dict(kit.resume_state)
@@ -181,6 +217,8 @@ def train(kit: Kit, args):
     build_trainer(kit, args)
 
     def on_epoch_end(m):
+        if not distributed.is_main_process():  # one report and one checkpoint per epoch, from rank 0
+            return
         print(f"epoch {m['epoch']:3d} | train_loss {m['train_loss']:.3f} | val_loss {m['val_loss']:.3f} | "
               f"val_cer {m['val_cer']:.3f} | {m['audio_per_second']:.0f} audio-s/s | {m['minutes']:.1f} min", flush=True)
         for hyp, ref in m["val_examples"][:1]:
@@ -192,13 +230,41 @@ def train(kit: Kit, args):
             nsml.save("best")
 
     kit.trainer.fit(on_epoch_end)
-    print(f"[done] best val_cer {kit.trainer.best_cer:.4f} after {kit.trainer.epoch} epochs", flush=True)
+    main_process = distributed.is_main_process()
+    if main_process:
+        print(f"[done] best val_cer {kit.trainer.best_cer:.4f} (greedy) after {kit.trainer.epoch} epochs", flush=True)
+    weights = "final"
+    if args.average_last and kit.trainer.recent_weights:
+        kit.recognizer.model.load_state_dict(kit.trainer.averaged_weights())
+        weights = "averaged"
+        m = kit.trainer.evaluate()
+        if main_process:
+            print(f"[avg] last {len(kit.trainer.recent_weights)} epochs averaged: val_cer {m['val_cer']:.4f}", flush=True)
+            nsml.report(summary=True, scope=None, step=kit.trainer.epoch, avg_val_cer=m["val_cer"])
+            nsml.save("avg")
+    if kit.recognizer.decoder_config.decoder != "greedy" and main_process:
+        m = kit.trainer.evaluate(decoder=kit.recognizer.decoder_config)
+        print(f"[decode] {kit.recognizer.decoder_config.decoder} (beam {args.beam_width}, lm_weight "
+              f"{kit.recognizer.decoder_config.lm_weight}): val_cer {m['val_cer']:.4f} on the {weights} weights", flush=True)
+
+
+# The command-line options that configure speech models (other tasks' options never leak in).
+ASR_MODEL_OPTIONS = ("rnn_hidden", "rnn_layers", "time_stride", "conformer_size", "d_model", "layers", "heads")
+
+
+def model_options_from_args(args) -> dict:
+    """The model options given on the command line that the chosen model's config has."""
+    given = {"size" if k == "conformer_size" else k: getattr(args, k) for k in ASR_MODEL_OPTIONS
+             if getattr(args, k, None) is not None}
+    _, config_cls = MODELS[args.model]
+    return {f.name: given[f.name] for f in fields(config_cls) if f.name in given}
 
 
 def main(argv=None):
     args = parse_args(argv)
     warnings.simplefilter("always", UserWarning)  # one line per bad file, every time
-    device = torch.device(args.device) if args.device else default_device()
+    ddp_device = distributed.init_from_env()  # under torchrun: join the group, one device per rank
+    device = torch.device(args.device) if args.device else (ddp_device or default_device())
     kit = Kit(device)
     kit.infer_batch_seconds = args.infer_batch_seconds
     bind_model(kit)

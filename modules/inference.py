@@ -1,6 +1,8 @@
 """Batched transcription of files and folders, the way a submit calls `infer`."""
 import os
+import time
 import warnings
+from dataclasses import replace
 
 import torch
 from tqdm import tqdm
@@ -35,8 +37,12 @@ def _collate(items):
 
 
 def transcribe_files(recognizer, paths: list, batch_seconds: float = 300.0, num_workers: int = 0,
-                     progress: bool = True) -> list:
-    """Transcripts of `paths`, in the same order; unreadable files get ''."""
+                     progress: bool = True, budget_s: float = None) -> list:
+    """Transcripts of `paths`, in the same order; unreadable files get ''.
+
+    With a decoder slower than greedy, the total time is projected from the audio done so
+    far; if it would pass `budget_s` (default: the checkpoint's decoder config; the submit limit is 3600 s), the rest is decoded greedily.
+    """
     durations = []
     for p in paths:
         try:
@@ -47,17 +53,27 @@ def transcribe_files(recognizer, paths: list, batch_seconds: float = 300.0, num_
     loader = torch.utils.data.DataLoader(_AudioFiles(paths, recognizer.feature_config.n_fft),
                                          batch_sampler=sampler, collate_fn=_collate, num_workers=num_workers)
     texts = [""] * len(paths)
+    decoder = recognizer.decoder_config
+    budget_s = decoder.infer_budget_s if budget_s is None else budget_s
+    total_audio, done_audio, start = max(sum(durations), 1e-9), 0.0, time.time()
     with tqdm(total=len(paths), desc="infer", unit="utt", disable=None if progress else True) as bar:
-        for items in loader:
+        for batch_number, items in enumerate(loader):
             good = [(i, w) for i, w in items if w is not None]
             if good:
                 lengths = torch.tensor([len(w) for _, w in good])
                 waves = torch.zeros(len(good), int(lengths.max()))
                 for row, (_, w) in enumerate(good):
                     waves[row, : len(w)] = w
-                for (i, _), text in zip(good, recognizer.transcribe_batch(waves, lengths)):
+                for (i, _), text in zip(good, recognizer.transcribe_batch(waves, lengths, decoder=decoder)):
                     texts[i] = text
             bar.update(len(items))
+            done_audio += sum(durations[i] for i, _ in items)
+            if decoder.decoder != "greedy" and budget_s and batch_number >= 1:
+                projected = (time.time() - start) * total_audio / max(done_audio, 1e-9)
+                if projected > budget_s:
+                    print(f"[infer] {decoder.decoder} decoding projects {projected:.0f} s for {len(paths)} files "
+                          f"> budget {budget_s:.0f} s: decoding the rest greedily", flush=True)
+                    decoder = replace(decoder, decoder="greedy")
     return texts
 
 

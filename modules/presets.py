@@ -15,7 +15,7 @@ recipe), so bench/run_suite.py can compare it with the kit inside one harness:
   - Adam, peak LR 1e-4, tri-stage schedule: warmup from lr/100 (KoSpeech's init_lr 1e-6),
     hold to half-way, exponential decay to 0.05 x peak (KoSpeech's final_lr_scale);
     KoSpeech's weight decay 1e-5 (an L2 term under Adam);
-  - greedy CTC decoding WITHOUT merging repeated characters (the baseline's bug);
+  - greedy CTC decoding WITHOUT merging repeated characters (the baseline's bug), no LM;
   - inference one file at a time.
 Everything else (warmup length, gradient clipping, SpecAugment masks, validation split,
 text units) is the kit's default: the KoSpeech warmup of 400 steps would never end
@@ -36,6 +36,8 @@ PRESETS = {
         "lr": 1e-4,
         "weight_decay": 1e-5,
         "lr_schedule": "tri_stage",
+        "decoder": "greedy",
+        "lm_order": 0,
         "no_merge_repeats": True,
         "infer_batch_seconds": 0.0,
     },

@@ -8,8 +8,9 @@ from dataclasses import asdict
 import torch
 
 from . import __version__
-from .decoding import ctc_greedy_decode
+from .decoding import DecoderConfig, decode_batch
 from .features import FeatureConfig, LogMelFilterbank, SpecAugmentConfig, spec_augment
+from .lm import CharNgramLM
 from .models import build_model, model_options
 from .text import TextConfig, tokenizer_from_state
 
@@ -24,7 +25,8 @@ class SpeechRecognizer:
         self.text_config = text_config
         self.featurizer = LogMelFilterbank(feature_config).to(device)
         self.device = device
-        self.merge_repeats = True  # CTC decoding; False only to reproduce the 2022 baseline
+        self.decoder_config = DecoderConfig()  # greedy unless training or the checkpoint says otherwise
+        self.lm = None                          # CharNgramLM for beam search fusion, or None
 
     @classmethod
     def create(cls, model_name: str, tokenizer, feature_config: FeatureConfig, text_config: TextConfig,
@@ -32,9 +34,9 @@ class SpeechRecognizer:
         model = build_model(model_name, feature_config.n_mels, len(tokenizer), **model_opts)
         return cls(model_name, model, tokenizer, feature_config, text_config, device)
 
-    def forward(self, waves: torch.Tensor, wave_lengths: torch.Tensor, augment: SpecAugmentConfig = None,
-                augment_rows: torch.Tensor = None):
-        """Padded waveforms -> (B, T', V) log-probabilities and output lengths.
+    def features(self, waves: torch.Tensor, wave_lengths: torch.Tensor, augment: SpecAugmentConfig = None,
+                 augment_rows: torch.Tensor = None):
+        """Padded waveforms -> (B, T, n_mels) features and frame lengths, on the recognizer's device.
 
         `augment` applies SpecAugment to every utterance, or only to those where the
         (B,) bool `augment_rows` is True.
@@ -45,16 +47,27 @@ class SpeechRecognizer:
             augmented = spec_augment(feats, lengths, augment)
             feats = augmented if augment_rows is None else torch.where(
                 augment_rows.to(feats.device)[:, None, None], augmented, feats)
-        return self.model(feats, lengths)
+        return feats, lengths
 
-    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list:
-        return [self.tokenizer.decode(ids) for ids in ctc_greedy_decode(log_probs, lengths,
-                                                                       merge_repeats=self.merge_repeats)]
+    def forward(self, waves: torch.Tensor, wave_lengths: torch.Tensor, augment: SpecAugmentConfig = None,
+                augment_rows: torch.Tensor = None):
+        """Padded waveforms -> (B, T', V) log-probabilities and output lengths."""
+        return self.model(*self.features(waves, wave_lengths, augment, augment_rows))
+    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor, decoder: DecoderConfig = None) -> list:
+        """Texts by `decoder` (default: the recognizer's own decoder config)."""
+        decoder = decoder or self.decoder_config
+        if decoder.decoder == "attention":  # the decoder reads the encoding of the forward just done
+            if not hasattr(self.model, "beam_search"):
+                raise ValueError(f"--decoder attention needs an attention model, not {self.model_name}")
+            ids = self.model.beam_search(decoder.beam_width, decoder.length_penalty)
+        else:
+            ids = decode_batch(log_probs, lengths, decoder, lm=self.lm, units=self.tokenizer.units)
+        return [self.tokenizer.decode(i) for i in ids]
 
     @torch.no_grad()
-    def transcribe_batch(self, waves: torch.Tensor, wave_lengths: torch.Tensor) -> list:
+    def transcribe_batch(self, waves: torch.Tensor, wave_lengths: torch.Tensor, decoder: DecoderConfig = None) -> list:
         self.model.eval()
-        return self.decode(*self.forward(waves, wave_lengths))
+        return self.decode(*self.forward(waves, wave_lengths), decoder=decoder)
 
     def state_dict(self) -> dict:
         return {
@@ -65,7 +78,8 @@ class SpeechRecognizer:
             "text_config": asdict(self.text_config),
             "tokenizer": self.tokenizer.state_dict(),
             "model": self.model.state_dict(),
-            "merge_repeats": self.merge_repeats,
+            "decoder": asdict(self.decoder_config),
+            "lm": self.lm.state_dict() if self.lm is not None else None,
         }
 
     @classmethod
@@ -74,7 +88,9 @@ class SpeechRecognizer:
         recognizer = cls.create(state["model_name"], tokenizer, FeatureConfig(**state["feature_config"]),
                                 TextConfig(**state["text_config"]), device, **state["model_options"])
         recognizer.model.load_state_dict(state["model"])
-        recognizer.merge_repeats = state.get("merge_repeats", True)
+        recognizer.decoder_config = DecoderConfig(**state.get("decoder", {}))
+        if state.get("lm") is not None:
+            recognizer.lm = CharNgramLM.from_state_dict(state["lm"])
         recognizer.model.eval()
         return recognizer
 

@@ -2,17 +2,23 @@
 
 The alternatives (Adam, tri-stage LR, batches by count, SpecAugment copies) exist to
 reproduce the 2022 baseline's recipe (`--preset baseline2022`, modules/presets.py).
+Also: mixed precision and torch.compile on GPU, DDP across torchrun processes, and averaging
+the weights of the last epochs.
 """
+import contextlib
 import math
 import time
 import warnings
+from collections import deque
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from . import distributed
 from .data import BatchByCountSampler, DurationBatchSampler, SpeechDataset, collate
+from .decoding import DecoderConfig
 from .features import SpecAugmentConfig
 from .metrics import cer
 
@@ -35,6 +41,21 @@ class TrainConfig:
     sortagrad: bool = False
     num_workers: int = 0
     seed: int = 0
+    amp: str = "auto"           # auto (bf16/fp16 on GPU, off on CPU) | off | bf16 | fp16
+    compile: bool = False       # torch.compile the model for training (pays on GPU, rarely on CPU)
+    average_last: int = 0       # keep the last N epochs' weights to average at the end; 0 = off
+    ctc_weight: float = 0.3     # models with a decoder loss: ctc_weight * CTC + (1 - ctc_weight) * decoder
+
+
+def amp_dtype(amp: str, device: torch.device):
+    """The autocast dtype `amp` asks for on `device`, or None for full precision."""
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return None
+    if amp == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if amp in ("bf16", "fp16"):
+        return torch.bfloat16 if amp == "bf16" else torch.float16
+    raise ValueError(f"unknown amp mode {amp!r}; choose from: auto, off, bf16, fp16")
 
 
 def warmup_cosine_lr(progress: float, config) -> float:
@@ -61,11 +82,17 @@ class Trainer:
         self.valid_utts = valid_utts
         # With copies, items [n, 2n) of the epoch list are the SpecAugment copies of [0, n).
         self.epoch_utts = self.train_utts * (2 if config.specaugment_copies and config.specaugment else 1)
+        # Batch sizes are per process: with W processes the global batch is W times larger,
+        # and each global batch is split between the ranks (the same batches as one process).
+        world = distributed.world_size()
         if config.batch_size:
-            self.train_sampler = BatchByCountSampler(len(self.epoch_utts), config.batch_size, seed=config.seed)
+            self.train_sampler = BatchByCountSampler(len(self.epoch_utts), config.batch_size * world, seed=config.seed)
         else:
-            self.train_sampler = DurationBatchSampler([u.duration for u in self.epoch_utts], config.batch_seconds,
-                                                      shuffle=True, seed=config.seed, sortagrad=config.sortagrad)
+            self.train_sampler = DurationBatchSampler([u.duration for u in self.epoch_utts],
+                                                      config.batch_seconds * world, shuffle=True, seed=config.seed,
+                                                      sortagrad=config.sortagrad)
+        if world > 1:
+            self.train_sampler = distributed.ShardedBatchSampler(self.train_sampler, distributed.rank(), world)
         self.train_loader = self._loader(self.epoch_utts, self.train_sampler)
         self.valid_loader = self._loader(valid_utts, DurationBatchSampler(
             [u.duration for u in valid_utts], 2 * config.batch_seconds, shuffle=False))
@@ -74,6 +101,18 @@ class Trainer:
             raise ValueError(f"unknown optimizer {config.optimizer!r} or lr_schedule {config.lr_schedule!r}")
         self.optimizer = optimizers[config.optimizer](recognizer.model.parameters(), lr=config.lr,
                                                       weight_decay=config.weight_decay)
+        device = recognizer.device
+        self.amp_dtype = amp_dtype(config.amp, device)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
+        # The network the training step runs: the model itself, maybe compiled, maybe DDP-wrapped.
+        # Checkpoints always save recognizer.model, so their keys never change.
+        self.net = recognizer.model
+        if config.compile:
+            self.net = torch.compile(self.net, dynamic=True)
+        if world > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.net, device_ids=[device.index] if device.type == "cuda" else None)
+        self.recent_weights = deque(maxlen=max(config.average_last, 0))
         self.total_steps = config.epochs * len(self.train_sampler)
         self.augment = SpecAugmentConfig() if config.specaugment else None
         self.epoch = self.step = 0
@@ -111,21 +150,37 @@ class Trainer:
     def out_of_time(self) -> bool:
         return bool(self.config.max_minutes) and time.time() - self.session_start >= 60 * self.config.max_minutes
 
-    def ctc_loss(self, batch, augment, augment_rows=None):
-        log_probs, lengths = self.recognizer.forward(batch["waves"], batch["wave_lengths"], augment, augment_rows)
-        loss = F.ctc_loss(log_probs.transpose(0, 1), batch["targets"].to(log_probs.device), lengths,
-                          batch["target_lengths"].to(log_probs.device), blank=0, zero_infinity=True)
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.recognizer.device.type, dtype=self.amp_dtype)
+
+    def loss(self, batch, augment, augment_rows=None, net=None):
+        """CTC loss (plus the model's decoder loss, if it has one), log-probs and output lengths."""
+        feats, feat_lengths = self.recognizer.features(batch["waves"], batch["wave_lengths"], augment, augment_rows)
+        targets, target_lengths = batch["targets"].to(feats.device), batch["target_lengths"].to(feats.device)
+        with self.autocast():
+            log_probs, lengths = (net or self.net)(feats, feat_lengths)
+        log_probs = log_probs.float()  # CTC in full precision
+        loss = F.ctc_loss(log_probs.transpose(0, 1), targets, lengths, target_lengths, blank=0, zero_infinity=True)
+        model = self.recognizer.model
+        if hasattr(model, "decoder_loss"):  # attention models: joint CTC + decoder cross-entropy
+            with self.autocast():
+                dec = model.decoder_loss(targets, target_lengths)
+            loss = self.config.ctc_weight * loss + (1 - self.config.ctc_weight) * dec.float()
         return loss, log_probs, lengths
 
     def train_step(self, batch) -> float:
         """One optimizer step on `batch`; returns its loss."""
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate()
-        loss, _, _ = self.ctc_loss(batch, self.augment, self.augment_rows(batch))
+        loss, _, _ = self.loss(batch, self.augment, self.augment_rows(batch))
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
         torch.nn.utils.clip_grad_norm_(self.recognizer.model.parameters(), self.config.grad_clip)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.step += 1
         return loss.item()
 
@@ -134,7 +189,10 @@ class Trainer:
         self.train_sampler.set_epoch(self.epoch)
         total, audio_seconds, count, start = 0.0, 0.0, 0, time.time()
         # A live bar on a terminal; in a log file (NSML, `nsml logs`) a plain line a minute instead.
-        bar = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}", unit="batch", leave=False, disable=None)
+        # Under DDP only rank 0 shows progress.
+        main_process = distributed.is_main_process()
+        bar = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}", unit="batch", leave=False,
+                   disable=None if main_process else True)
         last_line = start
         for batch in bar:
             if batch is None:
@@ -143,14 +201,15 @@ class Trainer:
             count += 1
             audio_seconds += float(batch["wave_lengths"].sum()) / self.recognizer.feature_config.sample_rate
             bar.set_postfix(loss=f"{total / count:.3f}", lr=f"{self.learning_rate():.2e}")
-            if bar.disable and time.time() - last_line > 60:
+            if main_process and bar.disable and time.time() - last_line > 60:
                 last_line = time.time()
                 print(f"  epoch {self.epoch + 1} step {count}/{len(self.train_sampler)} "
                       f"loss {total / count:.3f} lr {self.learning_rate():.2e}", flush=True)
-            if self.out_of_time():
+            if self.out_of_time_all_ranks():
                 break
         bar.close()
         elapsed = time.time() - start
+        total, count, audio_seconds = distributed.all_reduce_sum([total, count, audio_seconds])
         return {"train_loss": total / max(count, 1), "audio_per_second": audio_seconds / max(elapsed, 1e-9)}
 
     def augment_rows(self, batch):
@@ -159,17 +218,25 @@ class Trainer:
             return None
         return torch.tensor(batch["indices"]) >= len(self.train_utts)
 
+    def out_of_time_all_ranks(self) -> bool:
+        """Stop together: one rank leaving the loop alone would hang the others' all-reduce."""
+        if distributed.world_size() == 1:
+            return self.out_of_time()
+        return distributed.all_reduce_sum([float(self.out_of_time())])[0] > 0
+
     @torch.no_grad()
-    def evaluate(self) -> dict:
+    def evaluate(self, decoder: DecoderConfig = DecoderConfig()) -> dict:
+        """Validation loss and CER; greedy decoding unless `decoder` says otherwise."""
         self.recognizer.model.eval()
         total, count, hyps, refs = 0.0, 0, [], []
         for batch in self.valid_loader:
             if batch is None:
                 continue
-            loss, log_probs, lengths = self.ctc_loss(batch, augment=None)  # never augment validation
+            # never augment validation; the plain model, so ranks need not evaluate in step
+            loss, log_probs, lengths = self.loss(batch, augment=None, net=self.recognizer.model)
             total += loss.item() * len(lengths)
             count += len(lengths)
-            hyps += self.recognizer.decode(log_probs, lengths)
+            hyps += self.recognizer.decode(log_probs, lengths, decoder=decoder)
             refs += [self.valid_utts[i].text for i in batch["indices"]]
         return {"val_loss": total / max(count, 1), "val_cer": cer(hyps, refs) if hyps else 1.0,
                 "val_examples": list(zip(hyps[:3], refs[:3]))}
@@ -177,16 +244,24 @@ class Trainer:
     def fit(self, on_epoch_end=None):
         """Train until `epochs` or the time budget; `on_epoch_end(metrics)` runs after each
         validation and stops training early by returning True."""
-        while self.epoch < self.config.epochs and not self.out_of_time():
+        while self.epoch < self.config.epochs and not self.out_of_time_all_ranks():
             metrics = self.train_epoch()
             metrics.update(self.evaluate())
             self.epoch += 1
+            if self.recent_weights.maxlen:
+                self.recent_weights.append({k: v.detach().to("cpu", copy=True)
+                                            for k, v in self.recognizer.model.state_dict().items()})
             improved = metrics["val_cer"] < self.best_cer
             self.best_cer = min(self.best_cer, metrics["val_cer"])
             metrics.update(epoch=self.epoch, improved=improved, lr=self.learning_rate(),
                            minutes=(time.time() - self.session_start) / 60)
-            if on_epoch_end and on_epoch_end(metrics):
+            stop = bool(on_epoch_end(metrics)) if on_epoch_end else False
+            if distributed.all_reduce_sum([float(stop)])[0] > 0:  # under DDP every rank stops together
                 break
+
+    def averaged_weights(self) -> dict:
+        """Mean of the kept epochs' weights (integer buffers such as BatchNorm counters: the latest)."""
+        return average_state_dicts(list(self.recent_weights))
 
     def state_dict(self) -> dict:
         return {"optimizer": self.optimizer.state_dict(), "epoch": self.epoch, "step": self.step,
@@ -195,3 +270,17 @@ class Trainer:
     def load_state_dict(self, state: dict):
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch, self.step, self.best_cer = state["epoch"], state["step"], state["best_cer"]
+
+
+def average_state_dicts(states: list) -> dict:
+    """Element-wise mean of model state dicts with the same keys; non-float entries from the last one."""
+    if not states:
+        raise ValueError("no weights to average")
+    averaged = {}
+    for key, last in states[-1].items():
+        if last.is_floating_point():
+            # float64 sums: averaging identical weights gives them back bit for bit
+            averaged[key] = torch.stack([s[key].double() for s in states]).mean(0).to(last.dtype)
+        else:
+            averaged[key] = last.clone()
+    return averaged

@@ -67,7 +67,7 @@ def test_baseline2022_builds_the_baseline_recipe(dataset):
     assert type(trainer.optimizer) is torch.optim.Adam
     assert trainer.optimizer.defaults["weight_decay"] == 1e-5
     assert trainer.config.lr == 1e-4 and trainer.config.lr_schedule == "tri_stage"
-    assert rec.merge_repeats is False
+    assert rec.decoder_config.merge_repeats is False
     assert main.parse_args(["--preset", "baseline2022"]).infer_batch_seconds == 0.0  # one file at a time
 
 
@@ -86,7 +86,7 @@ def test_kit_defaults_are_untouched_by_the_preset_machinery(dataset):
     assert isinstance(trainer.train_sampler, DurationBatchSampler)
     assert trainer.epoch_utts == trainer.train_utts and trainer.augment_rows({"indices": [0]}) is None
     assert type(trainer.optimizer) is torch.optim.AdamW and trainer.config.lr_schedule == "cosine"
-    assert rec.merge_repeats is True
+    assert rec.decoder_config.merge_repeats is True
     assert main.parse_args([]).infer_batch_seconds > 0
 
 
@@ -114,7 +114,7 @@ def test_preset_model_config_and_decoding_travel_with_the_checkpoint(dataset, tm
     loaded = SpeechRecognizer.from_state_dict(load_checkpoint(path)["recognizer"], torch.device("cpu"))
     assert loaded.model.config == kit.recognizer.model.config
     assert [list(k) for k in loaded.model.config.conv_kernels] == [[41, 11], [21, 11]]
-    assert loaded.merge_repeats is False and loaded.feature_config.win_ms == 20.0
+    assert loaded.decoder_config.merge_repeats is False and loaded.feature_config.win_ms == 20.0
     waves = torch.randn(2, 16000) * 0.1
     lengths = torch.tensor([16000, 12000])
     kit.recognizer.model.eval()

@@ -1,9 +1,15 @@
 """Acoustic models, one file each, chosen by name."""
 from dataclasses import asdict
 
+from .attention import AttentionConfig, AttentionEncoderDecoder
+from .conformer import Conformer, ConformerConfig
 from .deepspeech2 import DeepSpeech2, DeepSpeech2Config
 
-MODELS = {"deepspeech2": (DeepSpeech2, DeepSpeech2Config)}
+MODELS = {
+    "deepspeech2": (DeepSpeech2, DeepSpeech2Config),
+    "conformer": (Conformer, ConformerConfig),
+    "attention": (AttentionEncoderDecoder, AttentionConfig),
+}
 
 
 def build_model(name: str, n_mels: int, vocab_size: int, **options):

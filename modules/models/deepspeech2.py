@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from .frontend import ConvFrontEnd
+
 
 @dataclass
 class DeepSpeech2Config:
@@ -19,47 +21,6 @@ class DeepSpeech2Config:
     # kernels ((41, 11), (21, 11)), strides ((2, 2), (2, 1)).
     conv_kernels: Optional[list] = None
     conv_strides: Optional[list] = None
-
-
-def conv_layout(time_stride: int, kernels=None, strides=None):
-    """The two convolutions' (frequency, time) kernels and strides, checked against time_stride."""
-    if strides is None:
-        if time_stride % 2:
-            raise ValueError(f"time_stride must be even, got {time_stride}")
-        strides = [(2, 2), (2, time_stride // 2)]
-    kernels = [tuple(k) for k in (kernels or [(3, 3), (3, 3)])]
-    strides = [tuple(s) for s in strides]
-    if len(kernels) != 2 or len(strides) != 2:
-        raise ValueError("the conv front end has exactly two layers")
-    if strides[0][1] * strides[1][1] != time_stride:
-        raise ValueError(f"conv time strides {strides} do not multiply to time_stride {time_stride}")
-    return kernels, strides
-
-
-class ConvFrontEnd(nn.Module):
-    """Two strided convolutions over (frequency, time), 'same' padding; time / time_stride."""
-
-    def __init__(self, n_mels: int, channels: int, time_stride: int, kernels=None, strides=None):
-        super().__init__()
-        self.kernels, self.strides = conv_layout(time_stride, kernels, strides)
-        layers, in_channels, freq = [], 1, n_mels
-        for k, s in zip(self.kernels, self.strides):
-            pad = (k[0] // 2, k[1] // 2)
-            layers += [nn.Conv2d(in_channels, channels, k, stride=s, padding=pad), nn.BatchNorm2d(channels),
-                       nn.Hardtanh(0, 20)]
-            in_channels, freq = channels, (freq + 2 * pad[0] - k[0]) // s[0] + 1
-        self.layers = nn.Sequential(*layers)
-        self.output_dim = channels * freq
-
-    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        for k, s in zip(self.kernels, self.strides):
-            lengths = (lengths + 2 * (k[1] // 2) - k[1]) // s[1] + 1  # conv arithmetic along time
-        return lengths
-
-    def forward(self, feats: torch.Tensor, lengths: torch.Tensor):
-        x = self.layers(feats.unsqueeze(1).transpose(2, 3))  # (B, C, F', T')
-        b, c, f, t = x.shape
-        return x.permute(0, 3, 1, 2).reshape(b, t, c * f), self.output_lengths(lengths).clamp(min=1, max=t)
 
 
 class DeepSpeech2(nn.Module):

@@ -1,0 +1,87 @@
+"""Checkpoint averaging, mixed-precision selection, decoder options in checkpoints, and the
+inference-time fallback to greedy decoding."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from modules.checkpoint import load_checkpoint, save_checkpoint
+from modules.decoding import DecoderConfig
+from modules.features import FeatureConfig
+from modules.inference import transcribe_files
+from modules.lm import CharNgramLM
+from modules.models import build_model
+from modules.recognizer import SpeechRecognizer
+from modules.text import CharTokenizer, TextConfig
+from modules.training import amp_dtype, average_state_dicts
+
+
+def test_averaging_identical_weights_is_the_identity():
+    model = build_model("conformer", 40, 9, d_model=32, heads=2, layers=1, conv_channels=4)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    averaged = average_state_dicts([state, {k: v.clone() for k, v in state.items()}, state])
+    assert averaged.keys() == state.keys()
+    for k in state:
+        assert torch.equal(averaged[k], state[k]), k
+    model.load_state_dict(averaged)  # loads back without complaint
+
+
+def test_averaging_takes_the_mean_of_floats_and_the_last_counter():
+    a = {"w": torch.tensor([1.0, 3.0]), "n": torch.tensor(5)}
+    b = {"w": torch.tensor([3.0, 5.0]), "n": torch.tensor(7)}
+    out = average_state_dicts([a, b])
+    assert torch.equal(out["w"], torch.tensor([2.0, 4.0])) and int(out["n"]) == 7
+
+
+def test_amp_is_off_on_cpu_unless_asked():
+    cpu = torch.device("cpu")
+    assert amp_dtype("auto", cpu) is None and amp_dtype("off", cpu) is None
+    assert amp_dtype("bf16", cpu) == torch.bfloat16
+    with pytest.raises(ValueError):
+        amp_dtype("fp8", cpu)
+
+
+def tiny_recognizer():
+    torch.manual_seed(0)
+    tokenizer = CharTokenizer.build(["가나다 라마"])
+    return SpeechRecognizer.create("deepspeech2", tokenizer, FeatureConfig(n_mels=40), TextConfig(),
+                                   torch.device("cpu"), conv_channels=4, rnn_hidden=16, rnn_layers=1)
+
+
+def test_decoder_options_and_lm_travel_in_the_checkpoint(tmp_path):
+    rec = tiny_recognizer()
+    rec.decoder_config = DecoderConfig(decoder="beam", beam_width=5, lm_weight=0.7, infer_budget_s=100.0)
+    rec.lm = CharNgramLM.train(["가나다", "라마"], order=3)
+    path = str(tmp_path / "model.pt")
+    save_checkpoint({"recognizer": rec.state_dict()}, path)
+    loaded = SpeechRecognizer.from_state_dict(load_checkpoint(path)["recognizer"], torch.device("cpu"))
+    assert loaded.decoder_config == rec.decoder_config
+    assert loaded.lm.score("가나") == rec.lm.score("가나")
+
+
+def test_inference_falls_back_to_greedy_when_the_projection_exceeds_the_budget(tmp_path, capsys):
+    rec = tiny_recognizer()
+    rec.decoder_config = DecoderConfig(decoder="beam", beam_width=4, blank_skip=1.0)
+    paths = []
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        paths.append(str(tmp_path / f"f{i}"))
+        (rng.standard_normal(8000 + 800 * i) * 1000).astype("<i2").tofile(paths[-1])
+    calls = []
+    original = rec.decode
+
+    def recording_decode(log_probs, lengths, decoder=None):
+        calls.append(decoder.decoder)
+        return original(log_probs, lengths, decoder=decoder)
+
+    rec.decode = recording_decode
+    # A budget no decoder can meet: after two batches the rest is decoded greedily.
+    texts = transcribe_files(rec, paths, batch_seconds=1.0, progress=False, budget_s=1e-9)
+    assert len(texts) == 6
+    assert calls[:2] == ["beam", "beam"] and set(calls[2:]) == {"greedy"} and len(calls) > 2
+    assert "decoding the rest greedily" in capsys.readouterr().out
+    # A generous budget keeps beam search throughout, and the texts do not depend on the budget here.
+    calls.clear()
+    transcribe_files(rec, paths, batch_seconds=1.0, progress=False, budget_s=1e9)
+    assert set(calls) == {"beam"}
