@@ -11,7 +11,8 @@ from . import __version__
 from .decoding import ctc_greedy_decode
 from .features import FeatureConfig, LogMelFilterbank, SpecAugmentConfig, spec_augment
 from .models import build_model, model_options
-from .text import TextConfig, tokenizer_from_state
+from .text import TextConfig
+from .tokenizers import tokenizer_from_state
 
 
 class SpeechRecognizer:
@@ -41,6 +42,12 @@ class SpeechRecognizer:
         """
         waves, wave_lengths = waves.to(self.device, non_blocking=True), wave_lengths.to(self.device)
         feats, lengths = self.featurizer(waves, wave_lengths)
+        return self.forward_features(feats, lengths, augment, augment_rows)
+
+    def forward_features(self, feats: torch.Tensor, lengths: torch.Tensor, augment: SpecAugmentConfig = None,
+                         augment_rows: torch.Tensor = None):
+        """Padded features (from `featurizer` or the feature cache) -> log-probabilities and lengths."""
+        feats, lengths = feats.to(self.device, non_blocking=True), lengths.to(self.device)
         if augment is not None:
             augmented = spec_augment(feats, lengths, augment)
             feats = augmented if augment_rows is None else torch.where(

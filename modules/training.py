@@ -4,6 +4,7 @@ The alternatives (Adam, tri-stage LR, batches by count, SpecAugment copies) exis
 reproduce the 2022 baseline's recipe (`--preset baseline2022`, modules/presets.py).
 """
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .data import BatchByCountSampler, DurationBatchSampler, SpeechDataset, collate
+from .feature_cache import FeatureCache
 from .features import SpecAugmentConfig
 from .metrics import cer
 
@@ -34,6 +36,7 @@ class TrainConfig:
     specaugment_copies: bool = False  # each epoch: every utterance once clean + once augmented (2022 baseline)
     sortagrad: bool = False
     num_workers: int = 0
+    feature_cache: str = ""        # folder of the on-disk feature cache; "" = compute features every batch
     seed: int = 0
 
 
@@ -57,6 +60,7 @@ class Trainer:
         if not config.batch_seconds:
             config.batch_seconds = 900.0 if recognizer.device.type == "cuda" else 90.0
         torch.manual_seed(config.seed)
+        self.cache = FeatureCache(config.feature_cache, recognizer.feature_config) if config.feature_cache else None
         self.train_utts = self._trainable(train_utts)
         self.valid_utts = valid_utts
         # With copies, items [n, 2n) of the epoch list are the SpecAugment copies of [0, n).
@@ -95,7 +99,8 @@ class Trainer:
         return keep
 
     def _loader(self, utts, sampler):
-        return torch.utils.data.DataLoader(SpeechDataset(utts, self.recognizer.tokenizer), batch_sampler=sampler,
+        dataset = SpeechDataset(utts, self.recognizer.tokenizer, self.recognizer.feature_config.trim_db, self.cache)
+        return torch.utils.data.DataLoader(dataset, batch_sampler=sampler,
                                            collate_fn=collate, num_workers=self.config.num_workers)
 
     def progress(self) -> float:
@@ -112,7 +117,11 @@ class Trainer:
         return bool(self.config.max_minutes) and time.time() - self.session_start >= 60 * self.config.max_minutes
 
     def ctc_loss(self, batch, augment, augment_rows=None):
-        log_probs, lengths = self.recognizer.forward(batch["waves"], batch["wave_lengths"], augment, augment_rows)
+        if "feats" in batch:  # from the feature cache
+            log_probs, lengths = self.recognizer.forward_features(batch["feats"], batch["feat_lengths"], augment,
+                                                                  augment_rows)
+        else:
+            log_probs, lengths = self.recognizer.forward(batch["waves"], batch["wave_lengths"], augment, augment_rows)
         loss = F.ctc_loss(log_probs.transpose(0, 1), batch["targets"].to(log_probs.device), lengths,
                           batch["target_lengths"].to(log_probs.device), blank=0, zero_infinity=True)
         return loss, log_probs, lengths
@@ -141,7 +150,7 @@ class Trainer:
                 continue
             total += self.train_step(batch)
             count += 1
-            audio_seconds += float(batch["wave_lengths"].sum()) / self.recognizer.feature_config.sample_rate
+            audio_seconds += sum(self.train_utts[i].duration for i in batch["indices"])
             bar.set_postfix(loss=f"{total / count:.3f}", lr=f"{self.learning_rate():.2e}")
             if bar.disable and time.time() - last_line > 60:
                 last_line = time.time()
@@ -189,8 +198,9 @@ class Trainer:
                 break
 
     def state_dict(self) -> dict:
+        # valid_files: the split, so a forked session validates on the same files (main.py reuses it)
         return {"optimizer": self.optimizer.state_dict(), "epoch": self.epoch, "step": self.step,
-                "best_cer": self.best_cer}
+                "best_cer": self.best_cer, "valid_files": [os.path.basename(u.path) for u in self.valid_utts]}
 
     def load_state_dict(self, state: dict):
         self.optimizer.load_state_dict(state["optimizer"])
