@@ -9,7 +9,7 @@ import os
 import random
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
@@ -266,7 +266,9 @@ def split_by_sentence(utterances: list, valid_fraction: float = 0.2, seed: int =
     speaker" and whole components go to validation until it holds `valid_fraction`.
     When speakers read overlapping sentences the components merge into one; then
     validation takes whole speakers and training drops its utterances of validation
-    sentences (a warning says how many), which keeps both sides disjoint.
+    sentences (a warning says how many), which keeps both sides disjoint. If that
+    would drop more than half of the training side (speakers x sentences fully
+    crossed), the split is by sentence only, with a warning.
     """
     if not utterances:
         return [], []
@@ -298,7 +300,16 @@ def split_by_sentence(utterances: list, valid_fraction: float = 0.2, seed: int =
         if len(valid_idx) + len(group) <= 1.5 * target + 1:  # a giant component would swallow validation
             valid_idx.update(group)
     if target and len(valid_idx) < 0.5 * target and any(u.speaker is not None for u in utterances):
-        return _split_by_speaker(utterances, valid_fraction, seed)
+        train, valid = _split_by_speaker(utterances, valid_fraction, seed)
+        if len(train) >= 0.5 * (len(utterances) - len(valid)):
+            return train, valid
+        # speakers and sentences fully crossed: keeping both apart would leave too little to train on
+        warnings.warn("split: speakers read the same sentences; splitting by sentence only, "
+                      "so validation speakers are also heard in training")
+        anonymous = [replace(u, speaker=None) for u in utterances]
+        original = {id(a): u for a, u in zip(anonymous, utterances)}
+        train, valid = split_by_sentence(anonymous, valid_fraction, seed)
+        return [original[id(a)] for a in train], [original[id(a)] for a in valid]
     train = [u for i, u in enumerate(utterances) if i not in valid_idx]
     valid = [u for i, u in enumerate(utterances) if i in valid_idx]
     return train, valid

@@ -53,9 +53,9 @@ class FeatureCache:
         if len(wave) < self.config.n_fft:  # too short for one STFT frame: pad with silence
             wave = torch.nn.functional.pad(wave, (0, self.config.n_fft - len(wave)))
         feats, lengths = self.featurizer(wave[None], torch.tensor([len(wave)]))
-        feats = feats[0, : int(lengths[0])]
+        feats = feats[0, : int(lengths[0])].half()  # what the entry holds, so epoch 1 sees what epoch 2 does
         os.makedirs(os.path.dirname(entry), exist_ok=True)
         tmp = f"{entry}.tmp-{os.getpid()}.npy"
-        np.save(tmp, feats.numpy().astype(np.float16))
+        np.save(tmp, feats.numpy())
         os.replace(tmp, entry)  # atomic: parallel workers never read half an entry
-        return feats
+        return feats.float()

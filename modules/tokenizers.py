@@ -118,7 +118,8 @@ class SentencePieceTokenizer:
             sentencepiece.SentencePieceTrainer.train(
                 input=corpus, model_prefix=prefix, vocab_size=vocab_size, model_type="unigram",
                 character_coverage=1.0, hard_vocab_limit=False, user_defined_symbols=list(MASK_TOKENS),
-                unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1, split_digits=True, minloglevel=2,
+                unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1, split_digits=True, add_dummy_prefix=False,
+                minloglevel=2,
                 num_threads=1)
             with open(prefix + ".model", "rb") as f:
                 return cls(f.read())
