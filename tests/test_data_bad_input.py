@@ -9,7 +9,7 @@ import pytest
 import soundfile
 import torch
 
-from data_corpora import run_main, tone_audio, wav_bytes
+from data_corpora import one_torch_thread, run_main, tone_audio, wav_bytes  # noqa: F401 (autouse fixture)
 from modules.data import read_training_set
 
 GOOD = {  # file name -> transcript, all usable

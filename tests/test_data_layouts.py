@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from data_corpora import SENTENCES, make_2019, make_2022, run_main, tone_audio
+from data_corpora import one_torch_thread, SENTENCES, make_2019, make_2022, run_main, tone_audio  # noqa: F401 (autouse fixture)
 from modules.audio import load_audio
 from modules.data import (DurationBatchSampler, Utterance, collate, detect_layout, read_training_set,
                           split_by_names, split_by_sentence)
