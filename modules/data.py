@@ -112,7 +112,7 @@ def read_label_map(path: str) -> dict:
             warnings.warn(f"{path}:{line_no}: not an `id<TAB>char<TAB>freq` row: {line!r}; skipped")
             continue
         char = fields[1] if len(fields) > 1 else ""
-        char = " " if char and not char.strip() else char  # the space character's row
+        char = char if char.strip() else " "  # the space character's row (as the 2019 baseline reads it)
         id_to_char[idx] = "" if char in LABEL_MAP_SPECIALS or (idx == 0 and char == "_") else char
     return id_to_char
 
@@ -136,7 +136,7 @@ def read_label_rows_2019(dataset_path: str, label_map: Optional[str] = None) -> 
     print(f"[data] 2019 layout; label map {map_path} ({len(id_to_char)} ids)", flush=True)
     listing = {}  # stem -> (wav name, label file name)
     list_path = os.path.join(data_dir, "data_list.csv")
-    for line_no, line in enumerate(read_text_file(list_path).splitlines(), start=1):
+    for line in read_text_file(list_path).splitlines():
         fields = [f.strip() for f in line.split(",")]
         if not fields[0]:
             continue
