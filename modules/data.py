@@ -397,8 +397,8 @@ class DurationBatchSampler(torch.utils.data.Sampler):
     the length mix. When shuffling, every epoch (`set_epoch`) sorts by duration times
     a random factor within +-`jitter` (3%: ~3% padding vs ~1.5% unjittered), so
     neighbours of similar length land in different batches from epoch to epoch, then
-    shuffles the batch order. With
-    `sortagrad` the first epoch goes from shortest to longest, unjittered.
+    shuffles the batch order. With `sortagrad` the first epoch goes from shortest to
+    longest, unjittered.
     """
 
     def __init__(self, durations, batch_seconds: float, shuffle: bool = True, seed: int = 0,
