@@ -43,6 +43,11 @@ def read_text_file(path: str) -> str:
 
 
 def read_label_csv(path: str) -> list:
+    """Rows of a `filename,text` CSV with a header, as (filename, text) pairs."""
+    return [(r["filename"], r["text"]) for r in read_label_records(path)]
+
+
+def read_label_records(path: str) -> list:
     """Rows of a `filename,text[,speaker,...]` CSV with a header, as dicts with at least
     'filename' and 'text' (and 'speaker' when the file has that column)."""
     rows = list(csv.reader(io.StringIO(read_text_file(path))))
@@ -207,7 +212,7 @@ def read_training_set(dataset_path: str, text_config: TextConfig = TextConfig(),
     if layout == "2019":
         records = [{"filename": n, "text": t} for n, t in read_label_rows_2019(dataset_path, label_map)]
     else:
-        records = read_label_csv(label_path)
+        records = read_label_records(label_path)
     speakers = read_speakers(dataset_path, records, speaker_pattern)
 
     utterances, skipped, labelled = [], 0, set()
