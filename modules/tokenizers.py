@@ -30,8 +30,7 @@ class CharTokenizer:
 
     @classmethod
     def build(cls, texts, **_):
-        found = {u for t in texts for u in cls.split(t)}
-        return cls([BLANK, UNK] + sorted(found | set(MASK_TOKENS)))
+        return cls([BLANK, UNK] + sorted({u for t in texts for u in cls.split(t)}))
 
     @staticmethod
     def split(text: str) -> list:

@@ -67,7 +67,7 @@ def test_state_survives_weights_only_checkpoint(kind):
 def test_jamo_units_are_decomposed_and_orphans_dropped():
     tok = build_tokenizer("jamo", ["한국어 음성"])
     assert len(tok.encode("한")) == 3  # ㅎ ㅏ ㄴ
-    assert len(tok) == 2 + len(MASK_TOKENS) + 13  # blank, unk, masks, 4 leads + 4 vowels + 4 tails + space
+    assert len(tok) == 2 + 13  # blank, unk, 4 leads + 4 vowels + 4 tails + space
     lead_h = tok.index["\u1112"]  # a lone leading consonant cannot form a syllable
     assert tok.decode([lead_h] + tok.encode("국어")) == "국어"
 
