@@ -150,7 +150,9 @@ class Trainer:
                 continue
             total += self.train_step(batch)
             count += 1
-            audio_seconds += sum(self.train_utts[i].duration for i in batch["indices"])
+            fc = self.recognizer.feature_config
+            audio_seconds += (float(batch["wave_lengths"].sum()) / fc.sample_rate if "wave_lengths" in batch
+                              else float(batch["feat_lengths"].sum()) * fc.hop_ms / 1000)  # cached features
             bar.set_postfix(loss=f"{total / count:.3f}", lr=f"{self.learning_rate():.2e}")
             if bar.disable and time.time() - last_line > 60:
                 last_line = time.time()
