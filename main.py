@@ -21,15 +21,17 @@ from modules import distributed
 from modules.checkpoint import load_checkpoint, save_checkpoint
 from modules.classifier import TASK as CLASSIFY, AudioClassifier
 from modules.classifier_training import add_classifier_args, train_classifier
-from modules.data import read_training_set, split_by_sentence
+from modules.data import read_training_set, split_by_names, split_by_sentence
 from modules.decoding import DecoderConfig
+from modules.feature_cache import cache_dir_from_option
 from modules.features import FeatureConfig
 from modules.inference import transcribe_files, transcribe_folder
 from modules.lm import CharNgramLM
 from modules.models import MODELS
 from modules.presets import PRESETS, apply_preset
 from modules.recognizer import SpeechRecognizer, default_device
-from modules.text import TextConfig, build_tokenizer
+from modules.text import TextConfig
+from modules.tokenizers import TOKENIZERS, build_tokenizer
 from modules.training import TrainConfig, Trainer
 
 CHECKPOINT_FILE = "model.pt"
@@ -71,8 +73,23 @@ def parse_args(argv=None):
     p.add_argument("--conv_strides", type=str, default="", help="conv front end strides, e.g. 2x2,2x1; "
                    "empty = (2x2, 2x time_stride/2)")
     p.add_argument("--win_ms", type=float, default=FeatureConfig.win_ms, help="feature window length")
-    p.add_argument("--unit", type=str, default="char", help="output text unit")
+    # Data and text (docs/data.md).
+    p.add_argument("--unit", type=str, default="char", choices=sorted(TOKENIZERS),
+                   help="output text unit: characters, Hangul jamo, or SentencePiece subwords")
+    p.add_argument("--vocab_size", type=int, default=500, help="SentencePiece vocabulary size (--unit spm)")
     p.add_argument("--no_spaces", action="store_true", help="train without spaces (CER ignores them)")
+    p.add_argument("--dual", type=str, default=TextConfig.dual, choices=["spelling", "pronunciation"],
+                   help="which side of a (spelling)/(pronunciation) transcription to keep")
+    p.add_argument("--punctuation", type=str, default=TextConfig.punctuation, choices=["keep", "remove"])
+    p.add_argument("--label_map", type=str, default=None,
+                   help="2019 layout: id->character file (default: *.labels beside the dataset or the code)")
+    p.add_argument("--speaker_pattern", type=str, default=None,
+                   help="regex whose first group (or match) in a file name is its speaker, for the split")
+    p.add_argument("--trim_silence", type=float, default=0.0, metavar="TOP_DB",
+                   help="trim leading/trailing audio TOP_DB below peak, in training and inference; 0 = off")
+    p.add_argument("--feature_cache", type=str, default="off",
+                   help="on-disk feature cache: off, on (~/.cache/korean_asr_kit/features) or a folder")
+    p.add_argument("--sortagrad", action="store_true", help="first epoch from shortest to longest utterance")
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     p.add_argument("--max_minutes", type=float, default=0.0, help="training wall-clock budget; 0 = none")
     p.add_argument("--batch_seconds", type=float, default=0.0, help="padded audio seconds per batch; 0 = auto")
@@ -173,9 +190,15 @@ def build_trainer(kit: Kit, args) -> Trainer:
     """The recognizer (new, or the loaded one) and its Trainer, as `args` say."""
     if args.decoder == "attention" and args.model != "attention":
         sys.exit(f"--decoder attention needs --model attention (got --model {args.model})")
-    text_config = TextConfig(keep_spaces=not args.no_spaces)
-    utterances = read_training_set(dataset_root(args), text_config)
-    train_utts, valid_utts = split_by_sentence(utterances, args.valid_fraction, args.seed)
+    if kit.recognizer is not None:  # forked session: the checkpoint's text and feature settings hold
+        text_config = kit.recognizer.text_config
+    else:
+        text_config = TextConfig(keep_spaces=not args.no_spaces, dual=args.dual, punctuation=args.punctuation)
+    utterances = read_training_set(dataset_root(args), text_config, args.label_map, args.speaker_pattern)
+    if kit.resume_state and kit.resume_state.get("valid_files"):  # the split the session started with
+        train_utts, valid_utts = split_by_names(utterances, kit.resume_state["valid_files"])
+    else:
+        train_utts, valid_utts = split_by_sentence(utterances, args.valid_fraction, args.seed)
     print(f"[data] {len(train_utts)} train / {len(valid_utts)} validation utterances "
           f"({sum(u.duration for u in train_utts) / 60:.1f} / {sum(u.duration for u in valid_utts) / 60:.1f} min)",
           flush=True)
@@ -183,16 +206,19 @@ def build_trainer(kit: Kit, args) -> Trainer:
     if kit.recognizer is None:
         torch.manual_seed(args.seed)  # same initial weights in every run (and on every DDP rank)
         # Every label's characters, validation included, so no character is ever dropped.
-        tokenizer = build_tokenizer(args.unit, [u.text for u in utterances])
+        tokenizer = build_tokenizer(args.unit, [u.text for u in utterances], vocab_size=args.vocab_size)
         model_opts = model_options_from_args(args)
         if args.conv_kernels or args.conv_strides:
             model_opts.update(conv_kernels=conv_pairs(args.conv_kernels), conv_strides=conv_pairs(args.conv_strides))
-        kit.recognizer = SpeechRecognizer.create(args.model, tokenizer, FeatureConfig(win_ms=args.win_ms),
-                                                 text_config, kit.device, **model_opts)
+        features = FeatureConfig(win_ms=args.win_ms, trim_db=args.trim_silence)
+        kit.recognizer = SpeechRecognizer.create(args.model, tokenizer, features, text_config, kit.device,
+                                                 **model_opts)
     kit.recognizer.decoder_config = DecoderConfig(
         decoder=args.decoder, beam_width=args.beam_width, lm_weight=args.lm_weight if args.lm_order else 0.0,
         lm_bonus=args.lm_bonus, infer_budget_s=args.infer_budget_s, merge_repeats=not args.no_merge_repeats)
-    if args.decoder == "beam" and args.lm_order > 0 and args.lm_weight > 0:
+    if args.decoder == "beam" and args.lm_order > 0 and args.lm_weight > 0 and args.unit != "char":
+        print(f"[lm] the character n-gram LM needs --unit char; beam search without LM for --unit {args.unit}")
+    elif args.decoder == "beam" and args.lm_order > 0 and args.lm_weight > 0:
         # Training transcripts only: a language model that saw validation text would flatter its CER.
         kit.recognizer.lm = CharNgramLM.train([u.text for u in train_utts], order=args.lm_order)
         print(f"[lm] {args.lm_order}-gram characters from {len(train_utts)} training transcripts", flush=True)
@@ -205,7 +231,8 @@ def build_trainer(kit: Kit, args) -> Trainer:
                          weight_decay=args.weight_decay, lr_schedule=args.lr_schedule,
                          specaugment_copies=args.specaugment_copies, num_workers=args.num_workers, seed=args.seed,
                          specaugment=not args.no_specaugment, amp=args.amp, compile=args.compile,
-                         average_last=args.average_last, ctc_weight=args.ctc_weight)
+                         average_last=args.average_last, ctc_weight=args.ctc_weight, sortagrad=args.sortagrad,
+                         feature_cache=cache_dir_from_option(args.feature_cache) or "")
     kit.trainer = Trainer(kit.recognizer, config, train_utts, valid_utts)
     if kit.resume_state is not None:  # forked session: continue epoch, optimizer and schedule
         kit.trainer.load_state_dict(kit.resume_state)

@@ -37,8 +37,9 @@ def audio_duration(path: str) -> float:
         raise AudioError(f"{path}: cannot read audio header ({e})") from e
 
 
-def load_audio(path: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Return the file's samples as float32 in [-1, 1], mono, at `sample_rate`."""
+def load_audio(path: str, sample_rate: int = SAMPLE_RATE, trim_db: float = 0.0) -> np.ndarray:
+    """Return the file's samples as float32 in [-1, 1], mono, at `sample_rate`; with `trim_db` > 0,
+    leading and trailing audio quieter than `trim_db` below the peak is cut (`trim_silence`)."""
     try:
         size = os.path.getsize(path)
     except OSError as e:
@@ -66,4 +67,18 @@ def load_audio(path: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         samples = librosa.resample(samples, orig_sr=file_rate, target_sr=sample_rate, res_type="soxr_hq")
     if not np.isfinite(samples).all():
         raise AudioError(f"{path}: samples contain NaN or infinity")
+    if trim_db > 0:
+        samples = trim_silence(samples, trim_db)
     return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def trim_silence(samples: np.ndarray, top_db: float) -> np.ndarray:
+    """Cut leading/trailing audio more than `top_db` dB below the peak (librosa.effects.trim).
+
+    Training and inference both call this through `load_audio(trim_db=...)`, with the
+    value saved in the checkpoint's FeatureConfig, so both see the same audio.
+    """
+    import librosa
+
+    trimmed, _ = librosa.effects.trim(samples, top_db=top_db, frame_length=400, hop_length=160)
+    return trimmed if trimmed.size >= 400 else samples  # all "silence": keep the original

@@ -19,6 +19,7 @@ class FeatureConfig:
     hop_ms: float = 10.0
     db: bool = False            # 10*log10 power, floored 80 dB below each clip's peak (librosa's power_to_db)
     normalize: str = "utterance"  # 'utterance': mean/var per mel bin; 'clip': one mean/var per clip; 'none'
+    trim_db: float = 0.0  # trim leading/trailing silence this many dB below peak (0 = off), train and infer
 
     @property
     def hop_length(self) -> int:

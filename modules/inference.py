@@ -14,15 +14,15 @@ from .data import DurationBatchSampler
 class _AudioFiles(torch.utils.data.Dataset):
     """Waveforms of a list of files; a file that cannot be read comes back as None."""
 
-    def __init__(self, paths, min_samples: int):
-        self.paths, self.min_samples = paths, min_samples
+    def __init__(self, paths, min_samples: int, trim_db: float = 0.0):
+        self.paths, self.min_samples, self.trim_db = paths, min_samples, trim_db
 
     def __len__(self):
         return len(self.paths)
 
     def __getitem__(self, i):
         try:
-            wave = load_audio(self.paths[i])
+            wave = load_audio(self.paths[i], trim_db=self.trim_db)
         except AudioError as e:
             warnings.warn(f"{e}; its transcript will be empty")
             return i, None
@@ -50,7 +50,8 @@ def transcribe_files(recognizer, paths: list, batch_seconds: float = 300.0, num_
         except AudioError:
             durations.append(0.0)  # reported when loading fails below
     sampler = DurationBatchSampler(durations, batch_seconds, shuffle=False)
-    loader = torch.utils.data.DataLoader(_AudioFiles(paths, recognizer.feature_config.n_fft),
+    loader = torch.utils.data.DataLoader(_AudioFiles(paths, recognizer.feature_config.n_fft,
+                                                     recognizer.feature_config.trim_db),
                                          batch_sampler=sampler, collate_fn=_collate, num_workers=num_workers)
     texts = [""] * len(paths)
     decoder = recognizer.decoder_config

@@ -12,7 +12,8 @@ from .decoding import DecoderConfig, decode_batch
 from .features import FeatureConfig, LogMelFilterbank, SpecAugmentConfig, spec_augment
 from .lm import CharNgramLM
 from .models import build_model, model_options
-from .text import TextConfig, tokenizer_from_state
+from .text import TextConfig
+from .tokenizers import tokenizer_from_state
 
 
 class SpeechRecognizer:
@@ -43,6 +44,12 @@ class SpeechRecognizer:
         """
         waves, wave_lengths = waves.to(self.device, non_blocking=True), wave_lengths.to(self.device)
         feats, lengths = self.featurizer(waves, wave_lengths)
+        return self.augment_features(feats, lengths, augment, augment_rows)
+
+    def augment_features(self, feats: torch.Tensor, lengths: torch.Tensor, augment: SpecAugmentConfig = None,
+                         augment_rows: torch.Tensor = None):
+        """Padded features (from `featurizer` or the feature cache) on the device, SpecAugmented as asked."""
+        feats, lengths = feats.to(self.device, non_blocking=True), lengths.to(self.device)
         if augment is not None:
             augmented = spec_augment(feats, lengths, augment)
             feats = augmented if augment_rows is None else torch.where(
@@ -53,6 +60,7 @@ class SpeechRecognizer:
                 augment_rows: torch.Tensor = None):
         """Padded waveforms -> (B, T', V) log-probabilities and output lengths."""
         return self.model(*self.features(waves, wave_lengths, augment, augment_rows))
+
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor, decoder: DecoderConfig = None) -> list:
         """Texts by `decoder` (default: the recognizer's own decoder config)."""
         decoder = decoder or self.decoder_config
@@ -61,7 +69,9 @@ class SpeechRecognizer:
                 raise ValueError(f"--decoder attention needs an attention model, not {self.model_name}")
             ids = self.model.beam_search(decoder.beam_width, decoder.length_penalty)
         else:
-            ids = decode_batch(log_probs, lengths, decoder, lm=self.lm, units=self.tokenizer.units)
+            # The LM scores characters, so it only applies to character units (checked when training).
+            lm = self.lm if self.tokenizer.kind == "char" else None
+            ids = decode_batch(log_probs, lengths, decoder, lm=lm, units=getattr(self.tokenizer, "units", None))
         return [self.tokenizer.decode(i) for i in ids]
 
     @torch.no_grad()

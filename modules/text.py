@@ -1,73 +1,62 @@
-"""Text normalisation and the output units the model predicts.
+"""Transcript normalisation: every option that changes label text, in one place.
 
-A tokenizer is built from the training transcripts, saved inside every
-checkpoint as plain lists and strings (`state_dict`), and rebuilt from there at
-inference, so inference never needs the training data.
+Competition labels carry annotation that is not speech: KsponSpeech noise tags
+(`o/ n/ u/ b/ l/`), dual transcriptions `(철자)/(발음)`, and in 2022 masked personal
+data (`&name&`, `&tel-num&`, ...). `normalize_text` resolves all of it the same way
+for training labels and validation references; the output units built from the
+result live in `modules/tokenizers.py`.
 """
 import re
-import warnings
+import unicodedata
 from dataclasses import dataclass
 
-BLANK = "<blank>"  # CTC blank, always id 0
-UNK = "<unk>"      # stands for a character never seen when the vocabulary was built
+# 2022 masked personal data: each is spoken as something, so the model predicts it
+# as one unit (one token whatever the unit type) and it is never split or stripped.
+MASK_TOKENS = ("&name&", "&address&", "&tel-num&", "&card-num&", "&company-name&",
+               "&social-security-num&", "&party-name&")
+MASK_PATTERN = re.compile("(" + "|".join(re.escape(t) for t in MASK_TOKENS) + ")")
+
+_DUAL = re.compile(r"\(([^()]*)\)\s*/\s*\(([^()]*)\)")    # (철자)/(발음)
+_NOISE = re.compile(r"(?<![0-9A-Za-z])[onubl]/")           # o/ n/ u/ b/ l/ (KsponSpeech)
+_FILLER = re.compile(r"(?<=[가-힣])/")                      # 어/ 음/: a filler word keeps its word, loses the mark
 
 
 @dataclass
 class TextConfig:
-    keep_spaces: bool = True  # False: train without spaces (the 2019 scorer ignores them)
+    keep_spaces: bool = True            # False: train without spaces (the 2019 scorer ignores them)
+    remove_noise_tags: bool = True      # drop o/ n/ u/ b/ l/ and the filler mark of `어/`
+    dual: str = "spelling"              # (철자)/(발음): keep the "spelling" or the "pronunciation" side
+    punctuation: str = "keep"           # "keep" or "remove" (Unicode P* characters; masks are kept)
 
 
 def normalize_text(text: str, config: TextConfig = TextConfig()) -> str:
-    text = re.sub(r"\s+", " ", text).strip()
+    if config.dual not in ("spelling", "pronunciation"):
+        raise ValueError(f"dual must be 'spelling' or 'pronunciation', not {config.dual!r}")
+    side = 1 if config.dual == "spelling" else 2
+    text = unicodedata.normalize("NFC", text)
+    text = _DUAL.sub(lambda m: m.group(side), text)
+    pieces = MASK_PATTERN.split(text)  # odd indices are mask tokens, left exactly as they are
+    for i in range(0, len(pieces), 2):
+        p = pieces[i]
+        if config.remove_noise_tags:
+            p = _FILLER.sub("", _NOISE.sub(" ", p))
+            p = p.replace("+", "").replace("*", "")  # Kspon repetition / unclear-word marks
+        if config.punctuation == "remove":
+            p = "".join(" " if unicodedata.category(c).startswith("P") else c for c in p)
+        pieces[i] = p
+    text = re.sub(r"\s+", " ", "".join(pieces)).strip()
     if not config.keep_spaces:
         text = text.replace(" ", "")
     return text
 
 
-class CharTokenizer:
-    """One unit per character; every character of the training labels gets an id."""
-
-    kind = "char"
-
-    def __init__(self, units):
-        self.units = list(units)
-        self.index = {u: i for i, u in enumerate(self.units)}
-        self._warned = set()
-
-    @classmethod
-    def build(cls, texts):
-        chars = sorted({c for t in texts for c in t})
-        return cls([BLANK, UNK] + chars)
-
-    def __len__(self):
-        return len(self.units)
-
-    def encode(self, text: str) -> list:
-        ids = []
-        for c in text:
-            i = self.index.get(c)
-            if i is None:
-                if c not in self._warned:
-                    self._warned.add(c)
-                    warnings.warn(f"character {c!r} is not in the vocabulary; encoded as {UNK}")
-                i = self.index[UNK]
-            ids.append(i)
-        return ids
-
-    def decode(self, ids) -> str:
-        return "".join(self.units[i] for i in ids if i > 1)  # skip blank and unk
-
-    def state_dict(self) -> dict:
-        return {"kind": self.kind, "units": self.units}
+def split_units(text: str) -> list:
+    """Characters of `text`, with each mask token as one unit."""
+    units = []
+    for i, piece in enumerate(MASK_PATTERN.split(text)):
+        units.extend([piece] if i % 2 else list(piece))
+    return units
 
 
-def build_tokenizer(kind: str, texts) -> CharTokenizer:
-    if kind == "char":
-        return CharTokenizer.build(texts)
-    raise ValueError(f"unknown text unit {kind!r}; choose from: char")
-
-
-def tokenizer_from_state(state: dict) -> CharTokenizer:
-    if state["kind"] == "char":
-        return CharTokenizer(state["units"])
-    raise ValueError(f"checkpoint uses unknown text unit {state['kind']!r}")
+# The tokenizers moved to modules/tokenizers.py; kept importable from here for existing callers.
+from .tokenizers import BLANK, UNK, CharTokenizer, build_tokenizer, tokenizer_from_state  # noqa: E402,F401

@@ -7,6 +7,7 @@ the weights of the last epochs.
 """
 import contextlib
 import math
+import os
 import time
 import warnings
 from collections import deque
@@ -19,6 +20,7 @@ from tqdm import tqdm
 from . import distributed
 from .data import BatchByCountSampler, DurationBatchSampler, SpeechDataset, collate
 from .decoding import DecoderConfig
+from .feature_cache import FeatureCache
 from .features import SpecAugmentConfig
 from .metrics import cer
 
@@ -40,6 +42,7 @@ class TrainConfig:
     specaugment_copies: bool = False  # each epoch: every utterance once clean + once augmented (2022 baseline)
     sortagrad: bool = False
     num_workers: int = 0
+    feature_cache: str = ""        # folder of the on-disk feature cache; "" = compute features every batch
     seed: int = 0
     amp: str = "auto"           # auto (bf16/fp16 on GPU, off on CPU) | off | bf16 | fp16
     compile: bool = False       # torch.compile the model for training (pays on GPU, rarely on CPU)
@@ -78,6 +81,7 @@ class Trainer:
         if not config.batch_seconds:
             config.batch_seconds = 900.0 if recognizer.device.type == "cuda" else 90.0
         torch.manual_seed(config.seed)
+        self.cache = FeatureCache(config.feature_cache, recognizer.feature_config) if config.feature_cache else None
         self.train_utts = self._trainable(train_utts)
         self.valid_utts = valid_utts
         # With copies, items [n, 2n) of the epoch list are the SpecAugment copies of [0, n).
@@ -134,7 +138,8 @@ class Trainer:
         return keep
 
     def _loader(self, utts, sampler):
-        return torch.utils.data.DataLoader(SpeechDataset(utts, self.recognizer.tokenizer), batch_sampler=sampler,
+        dataset = SpeechDataset(utts, self.recognizer.tokenizer, self.recognizer.feature_config.trim_db, self.cache)
+        return torch.utils.data.DataLoader(dataset, batch_sampler=sampler,
                                            collate_fn=collate, num_workers=self.config.num_workers)
 
     def progress(self) -> float:
@@ -157,7 +162,12 @@ class Trainer:
 
     def loss(self, batch, augment, augment_rows=None, net=None):
         """CTC loss (plus the model's decoder loss, if it has one), log-probs and output lengths."""
-        feats, feat_lengths = self.recognizer.features(batch["waves"], batch["wave_lengths"], augment, augment_rows)
+        if "feats" in batch:  # from the feature cache
+            feats, feat_lengths = self.recognizer.augment_features(batch["feats"], batch["feat_lengths"], augment,
+                                                                   augment_rows)
+        else:
+            feats, feat_lengths = self.recognizer.features(batch["waves"], batch["wave_lengths"], augment,
+                                                           augment_rows)
         targets, target_lengths = batch["targets"].to(feats.device), batch["target_lengths"].to(feats.device)
         with self.autocast():
             log_probs, lengths = (net or self.net)(feats, feat_lengths)
@@ -175,8 +185,14 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate()
         loss, _, _ = self.loss(batch, self.augment, self.augment_rows(batch))
+        weighted = loss
+        if distributed.world_size() > 1:
+            # DDP averages gradients over ranks with equal weight; a global batch split unevenly
+            # (3 items over 2 ranks) must count each item once, as a single process would.
+            share = len(batch["indices"])
+            weighted = loss * distributed.world_size() * share / distributed.all_reduce_sum([float(share)])[0]
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        self.scaler.scale(weighted).backward()
         self.scaler.unscale_(self.optimizer)
         torch.nn.utils.clip_grad_norm_(self.recognizer.model.parameters(), self.config.grad_clip)
         self.scaler.step(self.optimizer)
@@ -199,7 +215,9 @@ class Trainer:
                 continue
             total += self.train_step(batch)
             count += 1
-            audio_seconds += float(batch["wave_lengths"].sum()) / self.recognizer.feature_config.sample_rate
+            fc = self.recognizer.feature_config
+            audio_seconds += (float(batch["wave_lengths"].sum()) / fc.sample_rate if "wave_lengths" in batch
+                              else float(batch["feat_lengths"].sum()) * fc.hop_ms / 1000)  # cached features
             bar.set_postfix(loss=f"{total / count:.3f}", lr=f"{self.learning_rate():.2e}")
             if main_process and bar.disable and time.time() - last_line > 60:
                 last_line = time.time()
@@ -264,8 +282,9 @@ class Trainer:
         return average_state_dicts(list(self.recent_weights))
 
     def state_dict(self) -> dict:
+        # valid_files: the split, so a forked session validates on the same files (main.py reuses it)
         return {"optimizer": self.optimizer.state_dict(), "epoch": self.epoch, "step": self.step,
-                "best_cer": self.best_cer}
+                "best_cer": self.best_cer, "valid_files": [os.path.basename(u.path) for u in self.valid_utts]}
 
     def load_state_dict(self, state: dict):
         self.optimizer.load_state_dict(state["optimizer"])

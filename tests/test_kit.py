@@ -13,7 +13,8 @@ from modules.features import FeatureConfig
 from modules.inference import transcribe_files
 from modules.metrics import cer
 from modules.recognizer import SpeechRecognizer
-from modules.text import TextConfig, build_tokenizer
+from modules.text import TextConfig
+from modules.tokenizers import build_tokenizer
 from modules.training import TrainConfig, Trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -13,7 +13,8 @@ from modules.decoding import ctc_greedy_decode
 from modules.features import FeatureConfig, LogMelFilterbank, SpecAugmentConfig, spec_augment
 from modules.metrics import cer
 from modules.models import build_model
-from modules.text import CharTokenizer, TextConfig, normalize_text, tokenizer_from_state
+from modules.text import TextConfig, normalize_text
+from modules.tokenizers import CharTokenizer, tokenizer_from_state
 
 
 def test_logmel_shapes_and_normalisation():
