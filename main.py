@@ -301,6 +301,7 @@ def main(argv=None):
         train_classifier(kit, args, dataset_root(args))
     elif args.mode == "train":
         train(kit, args)
+    distributed.shutdown()  # not on an error: a rank that failed exits and torchrun stops the others
 
 
 if __name__ == "__main__":

@@ -50,6 +50,14 @@ def all_reduce_sum(values: list) -> list:
     return t.cpu().tolist()
 
 
+def shutdown():
+    """Leave the process group once every rank is done, so no rank exits mid-collective
+    (a gloo group left alive at exit can abort the process)."""
+    if is_distributed():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def barrier():
     if is_distributed():
         dist.barrier()
