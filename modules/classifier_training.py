@@ -21,7 +21,7 @@ from .clips import SINGLE, ClipDataset, collate_clips, read_classification_set, 
 from .features import SpecAugmentConfig
 from .metrics import accuracy, kl_divergence, macro_f1
 from .models.resnet_classifier import ResNetClassifierConfig
-from .training import warmup_cosine_lr
+from .training import budget_spent, training_progress, warmup_cosine_lr
 
 
 @dataclass
@@ -85,13 +85,10 @@ class ClassifierTrainer:
         self.start = time.time()
 
     def progress(self) -> float:
-        by_steps = self.step / max(self.total_steps, 1)
-        if self.config.max_minutes:
-            return max(by_steps, (time.time() - self.start) / (60 * self.config.max_minutes))
-        return by_steps
+        return training_progress(self.step, self.total_steps, self.start, self.config.max_minutes)
 
     def out_of_time(self) -> bool:
-        return bool(self.config.max_minutes) and time.time() - self.start >= 60 * self.config.max_minutes
+        return budget_spent(self.start, self.config.max_minutes)
 
     def train_epoch(self) -> dict:
         self.model.train()

@@ -61,6 +61,19 @@ def amp_dtype(amp: str, device: torch.device):
     raise ValueError(f"unknown amp mode {amp!r}; choose from: auto, off, bf16, fp16")
 
 
+def training_progress(step: int, total_steps: int, start: float, max_minutes: float) -> float:
+    """Fraction of training done: by optimizer steps, or by the time budget if that runs out first."""
+    by_steps = step / max(total_steps, 1)
+    if max_minutes:
+        return max(by_steps, (time.time() - start) / (60 * max_minutes))
+    return by_steps
+
+
+def budget_spent(start: float, max_minutes: float) -> bool:
+    """True once a wall-clock budget of `max_minutes` (0 = none) since `start` is used up."""
+    return bool(max_minutes) and time.time() - start >= 60 * max_minutes
+
+
 def warmup_cosine_lr(progress: float, config) -> float:
     """Learning rate at `progress` (0..1) of training: linear warmup, then cosine decay to
     `final_lr_ratio`. `config` has lr, warmup_fraction, final_lr_ratio (any of the trainers' configs),
@@ -143,17 +156,13 @@ class Trainer:
                                            collate_fn=collate, num_workers=self.config.num_workers)
 
     def progress(self) -> float:
-        """Fraction of training done: by optimizer steps, or by the time budget if that runs out first."""
-        by_steps = self.step / max(self.total_steps, 1)
-        if self.config.max_minutes:
-            return max(by_steps, (time.time() - self.session_start) / (60 * self.config.max_minutes))
-        return by_steps
+        return training_progress(self.step, self.total_steps, self.session_start, self.config.max_minutes)
 
     def learning_rate(self) -> float:
         return warmup_cosine_lr(self.progress(), self.config)
 
     def out_of_time(self) -> bool:
-        return bool(self.config.max_minutes) and time.time() - self.session_start >= 60 * self.config.max_minutes
+        return budget_spent(self.session_start, self.config.max_minutes)
 
     def autocast(self):
         if self.amp_dtype is None:
