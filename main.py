@@ -104,6 +104,8 @@ def parse_args(argv=None):
                    help="greedy CTC decoding without merging repeats (the 2022 baseline's bug)")
     p.add_argument("--infer_batch_seconds", type=float, default=300.0,
                    help="padded audio seconds per inference batch; 0 = one file at a time")
+    p.add_argument("--heap_limit_mib", type=float, default=1280.0,
+                   help="training returns freed memory to the system above this resident size; 0 = never")
     p.add_argument("--num_workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument("--valid_fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
@@ -232,7 +234,8 @@ def build_trainer(kit: Kit, args) -> Trainer:
                          specaugment_copies=args.specaugment_copies, num_workers=args.num_workers, seed=args.seed,
                          specaugment=not args.no_specaugment, amp=args.amp, compile=args.compile,
                          average_last=args.average_last, ctc_weight=args.ctc_weight, sortagrad=args.sortagrad,
-                         feature_cache=cache_dir_from_option(args.feature_cache) or "")
+                         feature_cache=cache_dir_from_option(args.feature_cache) or "",
+                         heap_limit_mib=args.heap_limit_mib)
     kit.trainer = Trainer(kit.recognizer, config, train_utts, valid_utts)
     if kit.resume_state is not None:  # forked session: continue epoch, optimizer and schedule
         kit.trainer.load_state_dict(kit.resume_state)

@@ -22,6 +22,7 @@ from .data import BatchByCountSampler, DurationBatchSampler, SpeechDataset, coll
 from .decoding import DecoderConfig
 from .feature_cache import FeatureCache
 from .features import SpecAugmentConfig
+from .memory import HeapTrimmer
 from .metrics import cer
 
 
@@ -48,6 +49,7 @@ class TrainConfig:
     compile: bool = False       # torch.compile the model for training (pays on GPU, rarely on CPU)
     average_last: int = 0       # keep the last N epochs' weights to average at the end; 0 = off
     ctc_weight: float = 0.3     # models with a decoder loss: ctc_weight * CTC + (1 - ctc_weight) * decoder
+    heap_limit_mib: float = 1280.0  # give freed heap memory back when the process is larger; 0 = never (memory.py)
 
 
 def amp_dtype(amp: str, device: torch.device):
@@ -134,6 +136,7 @@ class Trainer:
         self.augment = SpecAugmentConfig() if config.specaugment else None
         self.epoch = self.step = 0
         self.best_cer = math.inf
+        self.trim_heap = HeapTrimmer(config.heap_limit_mib)
         self.session_start = time.time()
 
     def _trainable(self, utts):
@@ -224,6 +227,7 @@ class Trainer:
                 continue
             total += self.train_step(batch)
             count += 1
+            self.trim_heap()
             fc = self.recognizer.feature_config
             audio_seconds += (float(batch["wave_lengths"].sum()) / fc.sample_rate if "wave_lengths" in batch
                               else float(batch["feat_lengths"].sum()) * fc.hop_ms / 1000)  # cached features
@@ -265,6 +269,7 @@ class Trainer:
             count += len(lengths)
             hyps += self.recognizer.decode(log_probs, lengths, decoder=decoder)
             refs += [self.valid_utts[i].text for i in batch["indices"]]
+            self.trim_heap()
         return {"val_loss": total / max(count, 1), "val_cer": cer(hyps, refs) if hyps else 1.0,
                 "val_examples": list(zip(hyps[:3], refs[:3]))}
 
