@@ -88,6 +88,17 @@ def inference_speed(recognizer, paths: list, batch_seconds: float) -> dict:
             "batch_seconds": batch_seconds}
 
 
+def test_cer(recognizer, paths: list, references: list, batch_seconds: float) -> dict:
+    """CER of the recognizer's current decoder on `paths` against `references` (the submit's
+    metric: spaces removed), and the seconds per utterance of the whole transcription."""
+    from modules.inference import transcribe_files
+    from modules.metrics import cer
+    start = time.perf_counter()
+    hyps = transcribe_files(recognizer, paths, batch_seconds=batch_seconds, progress=False)
+    elapsed = time.perf_counter() - start
+    return {"test_cer": cer(hyps, references), "seconds_per_utterance": elapsed / len(paths), "files": len(paths)}
+
+
 def librosa_features(wave: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """One file's normalised log-mel, the per-file way the official baselines computed features."""
     import librosa

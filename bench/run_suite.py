@@ -38,14 +38,23 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import measure  # noqa: E402
 
-CONFIGS = {"kit": [], "baseline2022": ["--preset", "baseline2022"]}
+CONFIGS = {"kit": [], "baseline2022": ["--preset", "baseline2022"],
+           # issue 6's models, each with the kit's pipeline, trained for the same budget
+           "conformer": ["--model", "conformer"],
+           "attention": ["--model", "attention", "--decoder", "attention"]}
+# Decoders tried on each trained checkpoint (`test_cer_by_decoder`): the acoustic model is the
+# same, so the rows compare decoders alone. "as trained" is what `nsml submit` runs.
+DECODERS = {"greedy": {"decoder": "greedy"}, "beam": {"decoder": "beam", "lm_weight": 0.0},
+            "beam+LM": {"decoder": "beam"}, "attention": {"decoder": "attention"}}
 # The kit's pipeline (time stride 6, duration batches, its optimizer...) with the baseline's model size.
 KIT_AT_BASELINE_SIZE = ["--rnn_hidden", "1024", "--rnn_layers", "3"]
 # --smoke: tiny models so CI runs every step in about a minute; figures are not comparable.
 SMOKE_MODEL = ["--rnn_hidden", "32", "--rnn_layers", "1"]
 SMOKE_BASELINE_BATCH = ["--batch_utterances", "16"]
+SMOKE_TRANSFORMER = ["--d_model", "32", "--layers", "1", "--heads", "2"]
 
 EPOCH_LINE = re.compile(r"^epoch\s+(\d+) \|.*\| val_cer ([0-9.]+) \|.*\| ([0-9.]+) min")
+AUDIO_PER_SECOND = re.compile(r"\| ([0-9.]+) audio-s/s \|")
 CER_LINE = re.compile(r"^CER: ([0-9.eE+-]+|nan|inf)\s*$")
 INFERENCE_LINE = re.compile(r"^inference time: ([0-9.]+) s")
 README_START, README_END = "<!-- suite-results:start -->", "<!-- suite-results:end -->"
@@ -68,6 +77,9 @@ def parse_args(argv=None):
     p.add_argument("--extra", type=str, default="",
                    help="main.py options added last to every run (e.g. '--rnn_hidden 128' for a quick check); "
                         "such a run is not the benchmark")
+    p.add_argument("--configs", type=str, default=",".join(CONFIGS),
+                   help="configurations trained for the budget (kit and baseline2022 always), from: "
+                        + ", ".join(CONFIGS))
     p.add_argument("--readme", type=str, default=os.path.join(ROOT, "bench", "README.md"))
     p.add_argument("--no-readme", action="store_true", help="do not update the README table")
     p.add_argument("--smoke", action="store_true",
@@ -137,8 +149,9 @@ def train_and_submit(name: str, argv: list, corpus: str, a) -> dict:
             out.write(line)
             m = EPOCH_LINE.match(line)
             if m:
+                speed = AUDIO_PER_SECOND.search(line)
                 curve.append({"epoch": int(m.group(1)), "seconds": round(time.time() - start, 2),
-                              "val_cer": float(m.group(2))})
+                              "val_cer": float(m.group(2)), "audio_per_second": float(speed.group(1)) if speed else None})
                 log(f"{name}: epoch {m.group(1)} val_cer {m.group(2)} at {time.time() - start:.0f} s")
         # wait4 gives this child's own resource usage, hence its peak RSS.
         _, status, usage = os.wait4(proc.pid, 0)
@@ -164,7 +177,9 @@ def train_and_submit(name: str, argv: list, corpus: str, a) -> dict:
                                          "model", "model.pt"))
     if len(checkpoints) != 1:
         raise RuntimeError(f"{name}: expected one best checkpoint under {work}, found {checkpoints}")
+    speeds = [p["audio_per_second"] for p in curve[1:] if p["audio_per_second"]]  # epoch 1 includes warm-up
     return {"test_cer": float(m.group(1)), "best_val_cer": min(p["val_cer"] for p in curve),
+            "train_audio_per_second": sum(speeds) / len(speeds) if speeds else None,
             "epochs": len(curve), "curve": curve, "train_seconds": round(train_seconds, 1),
             "train_peak_rss_mib": usage.ru_maxrss / 1024, "submit_inference_seconds": submit_seconds,
             "checkpoint": checkpoints[0], "argv": argv}
@@ -192,6 +207,10 @@ def load_recognizer(path):
     return SpeechRecognizer.from_state_dict(load_checkpoint(path)["recognizer"], torch.device("cpu"))
 
 
+def parameters(checkpoint: str) -> int:
+    return sum(p.numel() for p in load_recognizer(checkpoint).model.parameters())
+
+
 def main_option(argv, option):
     """The value main.py would use for `option` under argv (the preset machinery included)."""
     import main
@@ -212,6 +231,36 @@ def inference(runs: dict, corpus: str, a) -> dict:
         results[key] = measure.inference_speed(rec, paths, batch)
         log(f"inference {key}: RTF {results[key]['rtf']:.4f}, "
             f"{results[key]['seconds_per_utterance'] * 1000:.1f} ms/utt")
+    return results
+
+
+def test_cer_by_decoder(runs: dict, corpus: str) -> dict:
+    """Each trained checkpoint's test CER under each decoder that applies to it (in-process; the
+    submit decodes only as trained). The baseline keeps its own decoder (greedy without merging)."""
+    from dataclasses import replace
+    from modules.data import read_label_csv
+    references = dict(read_label_csv(os.path.join(corpus, "test", "test_label")))
+    folder = os.path.join(corpus, "test", "test_data")
+    names = sorted(references)
+    paths = [os.path.join(folder, n) for n in names]
+    results = {}
+    for name, run in runs.items():
+        rec = load_recognizer(run["checkpoint"])
+        as_trained = rec.decoder_config
+        if name == "baseline2022":
+            decoders = {"greedy": {}}
+        else:
+            decoders = {k: v for k, v in DECODERS.items()
+                        if (k != "beam+LM" or rec.lm is not None) and (k != "attention" or rec.model_name == "attention")}
+        batch = main_option(run["argv"], "infer_batch_seconds")
+        results[name] = {}
+        for decoder, changes in decoders.items():
+            rec.decoder_config = replace(as_trained, **changes)
+            m = measure.test_cer(rec, paths, [references[n] for n in names], batch)
+            m["as_trained"] = rec.decoder_config == as_trained
+            results[name][decoder] = m
+            log(f"{name} + {decoder}: test CER {m['test_cer']:.4f}, {1000 * m['seconds_per_utterance']:.1f} ms/utt"
+                + (" (as trained)" if m["as_trained"] else ""))
     return results
 
 
@@ -266,12 +315,25 @@ def summarize(r: dict) -> dict:
                                                        feat["kit_batched_seconds_per_hour"]),
     }
     q = r["ratios"]
+    # Issue 6: the best (configuration, decoder) against the kit's DeepSpeech2 decoded greedily
+    # (its model default; the kit's default decoder is beam + LM) and against the baseline.
+    dec = r.get("decoders", {})
+    scored = [(m["test_cer"], name, d) for name, by in dec.items() if name != "baseline2022" for d, m in by.items()]
+    if scored and "greedy" in dec.get("kit", {}):
+        best_cer, best_name, best_decoder = min(scored)
+        r["best_configuration"] = {"config": best_name, "decoder": best_decoder, "test_cer": best_cer}
+        q["best_over_kit_greedy"] = ratio(best_cer, dec["kit"]["greedy"]["test_cer"])
+        q["best_over_baseline"] = ratio(best_cer, dec["baseline2022"]["greedy"]["test_cer"])
     r["targets"] = {
         "test CER kit <= 0.5 x baseline": q["test_cer_kit_over_baseline"] <= 0.5,
+        "peak RSS of the kit's training <= 2048 MiB": cer["kit"]["train_peak_rss_mib"] <= 2048,
         "throughput at equal size >= 3 x baseline": q["throughput_equal_size_kit_over_baseline"] >= 3,
         "inference batched >= 10 x one file at a time": q["inference_batched_speedup_over_one_by_one"] >= 10,
         "projected 10,000 utterances < 3600 s": inf["kit_batched"]["projected_10k_seconds"] < measure.TIME_LIMIT,
     }
+    if "best_over_kit_greedy" in q:
+        r["targets"]["best configuration <= 0.5 x the kit's DeepSpeech2 (greedy)"] = q["best_over_kit_greedy"] <= 0.5
+        r["targets"]["best configuration <= 1/3 x baseline2022"] = q["best_over_baseline"] <= 1 / 3
     return r
 
 
@@ -314,8 +376,34 @@ def table(r: dict) -> str:
     lines = ["| measure | kit | baseline2022 | kit / baseline | target |", "|---|---:|---:|---:|---|"]
     lines += [f"| {' | '.join(row)} |" for row in rows]
     lines.append("")
+    lines += configuration_table(r)
     lines += [f"- {'met' if ok else 'NOT met'}: {name}" for name, ok in r["targets"].items()]
     return "\n".join(lines)
+
+
+def configuration_table(r: dict) -> list:
+    """One row per (configuration, decoder): same corpus, same training budget."""
+    if not r.get("decoders"):
+        return []
+    lines = ["Every configuration, trained for the same budget; each checkpoint decoded by each decoder "
+             "that applies (* = the decoder it was trained with, which `nsml submit` uses):", "",
+             "| configuration | decoder | test CER | ms/utt | parameters (M) | epochs | training audio-s/s "
+             "| peak RSS (MiB) |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for name, by in r["decoders"].items():
+        run = r["cer"][name]
+        speed = run.get("train_audio_per_second")
+        params = r.get("parameters", {}).get(name)
+        for decoder, m in by.items():
+            lines.append(f"| {name} | {decoder}{' *' if m['as_trained'] else ''} | {m['test_cer']:.4f} | "
+                         f"{1000 * m['seconds_per_utterance']:.1f} | {f'{params / 1e6:.1f}' if params else ''} | "
+                         f"{run['epochs']} | {f'{speed:.0f}' if speed else ''} | {run['train_peak_rss_mib']:.0f} |")
+    best, q = r.get("best_configuration"), r["ratios"]
+    if best:
+        lines += ["", f"Best: {best['config']} + {best['decoder']}, test CER {best['test_cer']:.4f}: "
+                      f"{q['best_over_kit_greedy']:.2f} x the kit's DeepSpeech2 decoded greedily, "
+                      f"{q['best_over_baseline']:.2f} x baseline2022."]
+    lines.append("")
+    return lines
 
 
 def plot(r: dict, path: str):
@@ -366,8 +454,16 @@ def main(argv=None):
     hours = sum(split.get("hours", 0) for split in info.get("splits", {}).values())
     smoke = SMOKE_MODEL if a.smoke else []
     extra = shlex.split(a.extra)
-    configs = {name: argv + smoke + (SMOKE_BASELINE_BATCH if a.smoke and name == "baseline2022" else []) + extra
-               for name, argv in CONFIGS.items()}
+    chosen = ["kit", "baseline2022"] + [c for c in a.configs.split(",") if c and c not in ("kit", "baseline2022")]
+    unknown = [c for c in chosen if c not in CONFIGS]
+    if unknown:
+        raise SystemExit(f"unknown --configs {unknown}; choose from: {', '.join(CONFIGS)}")
+    configs = {}
+    for name in chosen:
+        tiny = []
+        if a.smoke:
+            tiny = {"baseline2022": SMOKE_BASELINE_BATCH, "kit": SMOKE_MODEL}.get(name, SMOKE_TRANSFORMER)
+        configs[name] = CONFIGS[name] + (SMOKE_MODEL if a.smoke and name == "baseline2022" else []) + tiny + extra
     r = {"machine": machine(),
          "settings": {"command": shlex.join(["python", "bench/run_suite.py",
                                               *(argv if argv is not None else sys.argv[1:])]),
@@ -384,6 +480,8 @@ def main(argv=None):
         "baseline2022": throughput("baseline2022", configs["baseline2022"], corpus, a),
     }
     r["inference"] = inference(r["cer"], corpus, a)
+    r["decoders"] = test_cer_by_decoder(r["cer"], corpus)
+    r["parameters"] = {name: parameters(run["checkpoint"]) for name, run in r["cer"].items()}
     r["features"] = features(corpus, a)
     summarize(r)
     r["settings"]["suite_seconds"] = round(time.time() - started, 1)

@@ -32,7 +32,8 @@ def test_suite_smoke_run_reports_every_figure(tmp_path):
     assert (out / "cer_vs_time.png").stat().st_size > 1000
 
     assert r["settings"]["smoke"] is True and r["machine"]["cores"] >= 1 and r["machine"]["torch"]
-    for name in ("kit", "baseline2022"):
+    assert list(r["cer"]) == ["kit", "baseline2022", "conformer", "attention"]
+    for name in r["cer"]:
         run = r["cer"][name]
         assert 0 <= run["test_cer"] < 50 and 0 <= run["best_val_cer"] < 50
         assert run["epochs"] == len(run["curve"]) >= 1
@@ -62,3 +63,18 @@ def test_suite_smoke_run_reports_every_figure(tmp_path):
         r["cer"]["kit"]["test_cer"] / r["cer"]["baseline2022"]["test_cer"]
     assert set(r["targets"]) and all(isinstance(v, bool) for v in r["targets"].values())
     assert "| test CER after the budget |" in done.stdout  # the table is printed
+
+    # Issue 6: every configuration decoded by every decoder that applies to it, on the same checkpoint.
+    dec = r["decoders"]
+    assert set(dec["kit"]) == {"greedy", "beam", "beam+LM"} and dec["kit"]["beam+LM"]["as_trained"]
+    assert set(dec["attention"]) == {"greedy", "beam", "attention"} and dec["attention"]["attention"]["as_trained"]
+    assert set(dec["baseline2022"]) == {"greedy"} and dec["baseline2022"]["greedy"]["as_trained"]
+    for by in dec.values():
+        assert sum(m["as_trained"] for m in by.values()) == 1
+        assert all(m["test_cer"] >= 0 and finite_positive(m["seconds_per_utterance"]) for m in by.values())
+    # the decoder the checkpoint was trained with is what the submit ran: the same CER
+    assert math.isclose(dec["kit"]["beam+LM"]["test_cer"], r["cer"]["kit"]["test_cer"], abs_tol=1e-6)
+    best = r["best_configuration"]
+    assert best["test_cer"] == min(m["test_cer"] for n, by in dec.items() if n != "baseline2022" for m in by.values())
+    assert r["ratios"]["best_over_kit_greedy"] == best["test_cer"] / dec["kit"]["greedy"]["test_cer"]
+    assert "| configuration | decoder | test CER |" in done.stdout
