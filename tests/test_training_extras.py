@@ -85,3 +85,29 @@ def test_inference_falls_back_to_greedy_when_the_projection_exceeds_the_budget(t
     calls.clear()
     transcribe_files(rec, paths, batch_seconds=1.0, progress=False, budget_s=1e9)
     assert set(calls) == {"beam"}
+
+
+@pytest.mark.parametrize("model,options", [("deepspeech2", dict(rnn_hidden=32, rnn_layers=1)),
+                                           ("conformer", dict(d_model=32, heads=2, layers=1)),
+                                           ("attention", dict(d_model=32, heads=2, layers=1))])
+def test_every_model_trains_under_bf16_autocast(tmp_path, model, options):
+    """The mixed-precision path GPUs take (autocast, float32 CTC, float32 master weights), run on CPU."""
+    from data_corpora import tone_audio
+    from modules.data import Utterance
+    from modules.tokenizers import build_tokenizer
+    from modules.training import TrainConfig, Trainer
+    torch.manual_seed(0)
+    texts, utts = ["가나다", "라마바"], []
+    for i, text in enumerate(texts):
+        path = str(tmp_path / f"u{i}")
+        (tone_audio(i, seconds=1.0) * 32767).astype("<i2").tofile(path)
+        utts.append(Utterance(path, text, 1.0))
+    rec = SpeechRecognizer.create(model, build_tokenizer("char", texts), FeatureConfig(n_mels=40), TextConfig(),
+                                  torch.device("cpu"), **options)
+    trainer = Trainer(rec, TrainConfig(amp="bf16", specaugment=False, lr=3e-3), utts, utts)
+    with trainer.autocast():
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    batch = next(iter(trainer.train_loader))
+    losses = [trainer.train_step(batch) for _ in range(30)]
+    assert all(np.isfinite(losses)) and losses[-1] < 0.5 * losses[0], losses
+    assert {p.dtype for p in rec.model.parameters()} == {torch.float32}
