@@ -6,8 +6,9 @@ Locally:   python main.py            (trains on ./sample_dataset through nsml_lo
 import argparse
 import os
 import sys
+import time
 import warnings
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import torch
 
@@ -25,6 +26,7 @@ from modules.data import read_training_set, split_by_names, split_by_sentence
 from modules.decoding import DecoderConfig
 from modules.feature_cache import cache_dir_from_option
 from modules.features import FeatureConfig
+from modules.fusion import FusionGrid, tune_lm_fusion
 from modules.inference import transcribe_files, transcribe_folder
 from modules.lm import CharNgramLM
 from modules.models import MODELS
@@ -66,6 +68,9 @@ def parse_args(argv=None):
     p.add_argument("--lm_order", type=int, default=5, help="character n-gram order; 0 = no language model")
     p.add_argument("--lm_weight", type=float, default=DecoderConfig.lm_weight)
     p.add_argument("--lm_bonus", type=float, default=DecoderConfig.lm_bonus, help="per-character insertion bonus")
+    p.add_argument("--no_tune_lm", dest="tune_lm", action="store_false",
+                   help="keep --lm_weight/--lm_bonus as given instead of choosing them on validation data "
+                        "after training (modules/fusion.py)")
     p.add_argument("--infer_budget_s", type=float, default=DecoderConfig.infer_budget_s,
                    help="projected inference seconds above which a submit falls back to greedy decoding")
     p.add_argument("--conv_kernels", type=str, default="", help="conv front end (freq x time) kernels, "
@@ -245,6 +250,7 @@ def build_trainer(kit: Kit, args) -> Trainer:
 
 def train(kit: Kit, args):
     build_trainer(kit, args)
+    best = {}  # the weights saved as 'best', kept for tuning the LM fusion at the end
 
     def on_epoch_end(m):
         if not distributed.is_main_process():  # one report and one checkpoint per epoch, from rank 0
@@ -258,11 +264,17 @@ def train(kit: Kit, args):
         nsml.save(m["epoch"])
         if m["improved"]:
             nsml.save("best")
+            if args.tune_lm:
+                best["weights"] = {k: v.detach().to("cpu", copy=True)
+                                   for k, v in kit.recognizer.model.state_dict().items()}
 
     kit.trainer.fit(on_epoch_end)
     main_process = distributed.is_main_process()
     if main_process:
         print(f"[done] best val_cer {kit.trainer.best_cer:.4f} (greedy) after {kit.trainer.epoch} epochs", flush=True)
+    decoder = kit.recognizer.decoder_config
+    if main_process and best and kit.recognizer.lm is not None and decoder.decoder == "beam" and decoder.lm_weight > 0:
+        tune_lm_fusion_of_best(kit, best["weights"])
     weights = "final"
     if args.average_last and kit.trainer.recent_weights:
         kit.recognizer.model.load_state_dict(kit.trainer.averaged_weights())
@@ -276,6 +288,26 @@ def train(kit: Kit, args):
         m = kit.trainer.evaluate(decoder=kit.recognizer.decoder_config)
         print(f"[decode] {kit.recognizer.decoder_config.decoder} (beam {args.beam_width}, lm_weight "
               f"{kit.recognizer.decoder_config.lm_weight}): val_cer {m['val_cer']:.4f} on the {weights} weights", flush=True)
+
+
+def tune_lm_fusion_of_best(kit: Kit, best_weights: dict):
+    """Choose lm_weight / lm_bonus for the 'best' weights on validation data and save 'best' again
+    with them; the model is left with its final weights."""
+    start, model = time.time(), kit.recognizer.model
+    final_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(best_weights)
+    results = tune_lm_fusion(kit.recognizer, kit.trainer.valid_utts)
+    (val_cer, weight, bonus), default = results[0], kit.recognizer.decoder_config
+    before = {(w, b): c for c, w, b in results}.get((default.lm_weight, default.lm_bonus))
+    kit.recognizer.decoder_config = replace(default, lm_weight=weight, lm_bonus=bonus)
+    print(f"[lm] fusion tuned on {min(len(kit.trainer.valid_utts), FusionGrid.max_utterances)} validation "
+          f"utterances in {time.time() - start:.0f} s: lm_weight {weight}, lm_bonus {bonus}, beam val_cer "
+          f"{val_cer:.4f}" + (f" (given {default.lm_weight}/{default.lm_bonus}: {before:.4f})" if before is not None
+                              else ""), flush=True)
+    nsml.report(summary=True, scope=None, step=kit.trainer.epoch, tuned_lm_weight=weight, tuned_lm_bonus=bonus,
+                tuned_beam_val_cer=val_cer)
+    nsml.save("best")
+    model.load_state_dict(final_weights)
 
 
 # The command-line options that configure speech models (other tasks' options never leak in).

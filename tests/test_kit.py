@@ -1,6 +1,7 @@
 """The kit end to end: it learns, it decodes batch-invariantly, and main.py goes through
 the local NSML exactly as a participant's session would (run, model ls, submit, fork)."""
 import csv
+import re
 import os
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import sys
 import pytest
 import torch
 
+from modules.checkpoint import load_checkpoint
 from modules.data import read_label_csv, read_training_set
 from modules.features import FeatureConfig
 from modules.inference import transcribe_files
@@ -93,6 +95,13 @@ def test_run_model_ls_submit_and_fork_through_local_nsml(tmp_path):
     for checkpoint in ("1", "2", "best"):
         assert any(line.split()[0] == checkpoint for line in listing.splitlines()[1:])
     assert "val_cer=" in listing
+
+    # After training, the LM fusion weights are chosen on validation data and saved with 'best'.
+    tuned = re.search(r"\[lm\] fusion tuned .*: lm_weight ([0-9.]+), lm_bonus ([0-9.]+)", run.stdout)
+    assert tuned, run.stdout[-2000:]
+    best = load_checkpoint(os.path.join(session_dir(home, session), "checkpoints", "best", "model", "model.pt"))
+    assert (best["recognizer"]["decoder"]["lm_weight"], best["recognizer"]["decoder"]["lm_bonus"]) == \
+        (float(tuned.group(1)), float(tuned.group(2)))
 
     first = nsml("submit", session, "best", home=home)
     assert first.stdout.strip().splitlines()[-1].startswith("CER: ")

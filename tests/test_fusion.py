@@ -1,0 +1,60 @@
+"""LM fusion weights chosen on validation data (modules/fusion.py) and saved with 'best' (main.py)."""
+from types import SimpleNamespace
+
+import torch
+
+from data_corpora import one_torch_thread, tone_audio  # noqa: F401 (autouse fixture)
+from modules.data import Utterance
+from modules.decoding import DecoderConfig
+from modules.fusion import FusionGrid, tune_lm_fusion
+from modules.text import CharTokenizer
+
+
+class ScriptedRecognizer:
+    """Decodes every utterance right only under one (lm_weight, lm_bonus); counts model runs."""
+
+    def __init__(self, texts, right=(0.5, 1.0)):
+        self.texts, self.right, self.forwards = texts, right, 0
+        self.tokenizer = CharTokenizer.build(texts)
+        self.feature_config = SimpleNamespace(trim_db=0.0)
+        self.model = torch.nn.Identity()
+        self.decoder_config = DecoderConfig(decoder="beam", lm_weight=0.3, lm_bonus=0.5)
+
+    def forward(self, waves, lengths):
+        self.forwards += 1
+        return waves, lengths  # the "log-probs" carry the waves, whose first sample names the text
+
+    def decode(self, log_probs, lengths, decoder):
+        ids = [int(round(float(w[0]) * 100)) for w in log_probs]
+        right = (decoder.lm_weight, decoder.lm_bonus) == self.right
+        return [self.texts[i] if right else self.texts[i][:-1] for i in ids]
+
+
+def utterances(tmp_path, texts):
+    utts = []
+    for i, text in enumerate(texts):
+        wave = tone_audio(i, seconds=1.0)
+        wave[0] = i / 100  # the scripted recognizer reads this back
+        path = str(tmp_path / f"u{i}")
+        (wave * 32767).astype("<i2").tofile(path)
+        utts.append(Utterance(path, text, 1.0))
+    return utts
+
+
+def test_the_grid_point_that_decodes_validation_best_wins(tmp_path):
+    texts = ["가나다", "라마바사", "아자차"]
+    rec = ScriptedRecognizer(texts)
+    results = tune_lm_fusion(rec, utterances(tmp_path, texts))
+    assert results[0] == (0.0, 0.5, 1.0)
+    assert len(results) == len(FusionGrid.weights) * len(FusionGrid.bonuses)  # the given (0.3, 0.5) is a grid point
+    assert all(r[0] > 0 for r in results[1:])
+    assert rec.forwards == 1  # the acoustic model ran once for all grid points
+    assert (rec.decoder_config.lm_weight, rec.decoder_config.lm_bonus) == (0.3, 0.5)  # left as it was
+
+
+def test_a_tie_keeps_the_given_weights_and_large_sets_are_sampled(tmp_path):
+    texts = ["가나", "다라", "마바", "사아"]
+    rec = ScriptedRecognizer(texts, right=(9.0, 9.0))  # no grid point is right: every point ties
+    results = tune_lm_fusion(rec, utterances(tmp_path, texts), FusionGrid(max_utterances=2))
+    assert results[0][1:] == (0.3, 0.5)
+    assert all(r[0] == results[0][0] for r in results)
