@@ -19,7 +19,7 @@ from .metrics import cer
 @dataclass
 class FusionGrid:
     weights: tuple = (0.0, 0.3, 0.5, 0.8)   # 0.0: beam search without the LM is a candidate too
-    bonuses: tuple = (0.0, 0.5, 1.0, 1.5)
+    bonuses: tuple = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
     max_utterances: int = 300                # keeps the search under a minute on a CPU
     seed: int = 0
 
