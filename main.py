@@ -114,7 +114,11 @@ def parse_args(argv=None):
     p.add_argument("--num_workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument("--valid_fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no_specaugment", action="store_true")
+    p.add_argument("--specaugment", type=str, default="auto", choices=["auto", "on", "off"],
+                   help=f"auto: on for budgets of {SPECAUGMENT_MIN_MINUTES:g} min or more (or no --max_minutes), "
+                        "off for shorter ones, where it slows learning more than it regularises")
+    p.add_argument("--no_specaugment", dest="specaugment", action="store_const", const="off",
+                   default=argparse.SUPPRESS, help="same as --specaugment off")
     p.add_argument("--amp", type=str, default="auto", choices=["auto", "off", "bf16", "fp16"],
                    help="mixed precision; auto = bf16/fp16 on GPU, off on CPU")
     p.add_argument("--compile", action="store_true", help="torch.compile the model for training")
@@ -126,6 +130,19 @@ def parse_args(argv=None):
     if preset:
         apply_preset(p, preset)
     return p.parse_args(argv)
+
+
+# Measured on the bench corpus (0.5 h, 5 min of DeepSpeech2 on one core): without SpecAugment the
+# best validation CER was 0.49 (test 0.49 with beam + LM), with it 0.71 (test 0.65); switched on
+# half-way, 0.69. A short budget is spent learning, not fighting overfitting. Longer runs keep it,
+# the field's default for hours of training; the threshold itself is a judgement, not a measurement.
+SPECAUGMENT_MIN_MINUTES = 60.0
+
+
+def use_specaugment(args) -> bool:
+    if args.specaugment == "auto":
+        return not args.max_minutes or args.max_minutes >= SPECAUGMENT_MIN_MINUTES
+    return args.specaugment == "on"
 
 
 def conv_pairs(text: str):
@@ -237,7 +254,7 @@ def build_trainer(kit: Kit, args) -> Trainer:
                          batch_size=args.batch_utterances, optimizer=args.optimizer, lr=args.lr,
                          weight_decay=args.weight_decay, lr_schedule=args.lr_schedule,
                          specaugment_copies=args.specaugment_copies, num_workers=args.num_workers, seed=args.seed,
-                         specaugment=not args.no_specaugment, amp=args.amp, compile=args.compile,
+                         specaugment=use_specaugment(args), amp=args.amp, compile=args.compile,
                          average_last=args.average_last, ctc_weight=args.ctc_weight, sortagrad=args.sortagrad,
                          feature_cache=cache_dir_from_option(args.feature_cache) or "",
                          heap_limit_mib=args.heap_limit_mib)

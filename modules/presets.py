@@ -11,7 +11,7 @@ recipe), so bench/run_suite.py can compare it with the kit inside one harness:
     then 3 bidirectional GRU layers of 1024;
   - batches of 128 utterances by count, no duration bucketing;
   - the training list doubled: each epoch sees every utterance once clean and once as
-    a SpecAugment copy;
+    a SpecAugment copy, whatever the budget (the kit turns SpecAugment off for short ones);
   - Adam, peak LR 1e-4, tri-stage schedule: warmup from lr/100 (KoSpeech's init_lr 1e-6),
     hold to half-way, exponential decay to 0.05 x peak (KoSpeech's final_lr_scale);
     KoSpeech's weight decay 1e-5 (an L2 term under Adam);
@@ -32,6 +32,7 @@ PRESETS = {
         "rnn_layers": 3,
         "batch_utterances": 128,
         "specaugment_copies": True,
+        "specaugment": "on",
         "optimizer": "adam",
         "lr": 1e-4,
         "weight_decay": 1e-5,

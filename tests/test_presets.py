@@ -184,3 +184,18 @@ def test_specaugment_copies_leave_the_clean_rows_clean(dataset):
     rec.forward(waves, lengths, trainer.augment, torch.tensor([False, True]))
     assert torch.equal(rec.model.feats[0], clean[0])
     assert not torch.equal(rec.model.feats[1], clean[1])
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["--max_minutes", "4"], False),       # short budgets learn faster without it (main.py's note)
+    (["--max_minutes", "59"], False),
+    (["--max_minutes", "60"], True),
+    ([], True),                            # bounded by epochs only
+    (["--max_minutes", "4", "--specaugment", "on"], True),
+    (["--specaugment", "off"], False),
+    (["--no_specaugment"], False),
+    (["--preset", "baseline2022", "--max_minutes", "6"], True),  # the baseline's recipe augments always
+])
+def test_specaugment_auto_follows_the_budget(argv, expected):
+    import main
+    assert main.use_specaugment(main.parse_args(argv)) is expected
