@@ -19,6 +19,7 @@ glibc = pytest.mark.skipif(not HeapTrimmer(1).active, reason="needs glibc's mall
 
 @glibc
 def test_trimming_returns_freed_heap_holes_to_the_system():
+    HeapTrimmer(limit_mib=1)()  # start from a trimmed heap, whatever earlier tests left in it
     before = resident_mib()
     blocks = [np.ones(8192) for _ in range(3000)]  # 64 KiB each: heap memory, below the mmap threshold
     pin = np.ones(8192)  # allocated last, it keeps the heap's top in use, so free() alone cannot shrink it
