@@ -10,6 +10,7 @@ this is its modern form.
 `decoder_loss` and `beam_search` read the encoder output of the latest `forward` call, so the
 encoder runs once per batch whichever loss or decoder uses it.
 """
+import math
 from dataclasses import dataclass
 
 import torch
@@ -80,36 +81,61 @@ class AttentionEncoderDecoder(nn.Module):
 
     @torch.no_grad()
     def beam_search(self, beam_width: int = 4, length_penalty: float = 1.0) -> list:
-        """Best unit-id list per utterance of the latest encoding; scores are log P / length^penalty."""
+        """Best unit-id list per utterance of the latest encoding; scores are log P / length^penalty.
+
+        Batched: every step runs the decoder once over all open utterances' hypotheses,
+        beam_width rows each (empty rows score -inf), with each utterance's memory repeated per
+        row. An utterance stops at its own bound, min(its encoder length, max_target_length)
+        (CTC's: at most one unit per frame), or once no open hypothesis can beat its best
+        finished one; it then leaves the batch. The decoder re-reads the whole prefix each
+        step (no key/value cache).
+        """
         memory, memory_lengths = self.last_encoding
-        results = []
-        for b in range(memory.size(0)):
-            n = int(memory_lengths[b])
-            mem = memory[b:b + 1, :n]
-            max_len = min(n, self.config.max_target_length)  # CTC's bound: at most one unit per frame
-            beams = [([SOS_EOS], 0.0)]
-            finished = []
-            for _ in range(max_len):
-                tokens = torch.tensor([seq for seq, _ in beams], device=memory.device)
-                logits = self._decode_logits(tokens, mem.expand(len(beams), -1, -1),
-                                             memory_lengths[b:b + 1].expand(len(beams)).clamp(max=n))
-                log_probs = logits[:, -1].float().log_softmax(-1)
-                scores = torch.tensor([s for _, s in beams], device=memory.device)[:, None] + log_probs
-                top, idx = scores.flatten().topk(min(beam_width, scores.numel()))
-                candidates = []
-                for score, flat in zip(top.tolist(), idx.tolist()):
-                    row, unit = divmod(flat, log_probs.size(1))
-                    seq = beams[row][0] + [unit]
+        k, device = beam_width, memory.device
+        max_lens = memory_lengths.clamp(max=self.config.max_target_length).tolist()
+        finished = [[] for _ in max_lens]          # per utterance: (unit ids, normalised score)
+        ids = [i for i, n in enumerate(max_lens) if n > 0]  # utterances still searching, one state row each
+        tokens = torch.full((len(ids), k, 1), SOS_EOS, dtype=torch.long, device=device)
+        scores = torch.full((len(ids), k), -math.inf, device=device)
+        scores[:, 0] = 0.0  # one open hypothesis, <sos>, until the first step fills the beam
+        mem = None
+        for step in range(max(max_lens, default=0)):
+            if not ids:
+                break
+            if mem is None:  # the open utterances' memory, one copy per hypothesis row, cut to the longest
+                lengths = memory_lengths[ids]
+                mem = memory[ids, :int(lengths.max())].repeat_interleave(k, dim=0)
+                mem_lengths = lengths.repeat_interleave(k)
+            logits = self._decode_logits(tokens.flatten(0, 1), mem, mem_lengths)
+            log_probs = logits[:, -1].float().log_softmax(-1).view(len(ids), k, -1)
+            vocab = log_probs.size(-1)
+            top, flat = (scores[..., None] + log_probs).flatten(1).topk(k, dim=1)
+            parents, units = flat // vocab, flat % vocab
+            top_l, parents_l, units_l = top.tolist(), parents.tolist(), units.tolist()
+            order, n_open, keep = [], [], []
+            for j, i in enumerate(ids):
+                opened = []  # candidates (best first) that stay open; those ending in <eos> are finished
+                for c, (score, parent, unit) in enumerate(zip(top_l[j], parents_l[j], units_l[j])):
+                    if score == -math.inf:  # fewer candidates than rows (first step, tiny vocabulary)
+                        continue
                     if unit == SOS_EOS:
-                        finished.append((seq[1:-1], score / max(len(seq) - 1, 1) ** length_penalty))
+                        finished[i].append((tokens[j, parent, 1:].tolist(), score / (step + 1) ** length_penalty))
                     else:
-                        candidates.append((seq, score))
-                beams = candidates
-                best_done = max((s for _, s in finished), default=-float("inf"))
+                        opened.append(c)
+                order.append(opened + [c for c in range(k) if c not in opened])
+                n_open.append(len(opened))
+                best_done = max((s for _, s in finished[i]), default=-math.inf)
                 # Stop once no open hypothesis can still beat the best finished one (scores only fall).
-                if not beams or max(s for _, s in beams) / max_len ** length_penalty < best_done:
-                    break
-            if not finished:
-                finished = [(seq[1:], s / max(len(seq) - 1, 1) ** length_penalty) for seq, s in beams]
-            results.append(max(finished, key=lambda f: f[1])[0])
-        return results
+                if opened and step + 1 < max_lens[i] and top_l[j][opened[0]] / max_lens[i] ** length_penalty >= best_done:
+                    keep.append(j)
+                elif not finished[i]:  # reached its bound with nothing finished: take the open hypotheses
+                    finished[i] = [(tokens[j, parents_l[j][c], 1:].tolist() + [units_l[j][c]],
+                                    top_l[j][c] / (step + 1) ** length_penalty) for c in opened]
+            order = torch.tensor(order, device=device)
+            parents, units, scores = parents.gather(1, order), units.gather(1, order), top.gather(1, order)
+            scores[torch.arange(k, device=device)[None, :] >= torch.tensor(n_open, device=device)[:, None]] = -math.inf
+            tokens = torch.cat([tokens.gather(1, parents[..., None].expand(-1, -1, tokens.size(2))), units[..., None]], 2)
+            if len(keep) < len(ids):  # some utterances are done: drop their rows
+                rows = torch.tensor(keep, dtype=torch.long, device=device)
+                tokens, scores, ids, mem = tokens[rows], scores[rows], [ids[j] for j in keep], None
+        return [max(hyps, key=lambda h: h[1])[0] if hyps else [] for hyps in finished]
