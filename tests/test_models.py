@@ -92,3 +92,79 @@ def test_attention_decoder_loss_trains_and_beam_search_returns_units():
     with torch.no_grad():
         model(feats[1:, :50], lengths[1:])
         assert model.beam_search(beam_width=3) == [hyps[1]]
+
+
+def _attention_batch(seed=0, eos_bias=0.0):
+    """A seeded random attention model encoding five random utterances of different lengths."""
+    model = tiny("attention").eval()
+    with torch.no_grad():
+        model.out.bias[0] += eos_bias  # SOS_EOS: how soon a random decoder ends its hypotheses
+        g = torch.Generator().manual_seed(seed)
+        lengths = torch.tensor([150, 121, 97, 64, 30])
+        model(torch.randn(5, 150, N_MELS, generator=g), lengths)
+    return model
+
+
+def _greedy(model, b):
+    """Step-by-step greedy decoding of utterance b of the latest encoding: argmax until <eos> or the bound."""
+    memory, lengths = model.last_encoding
+    n = int(lengths[b])
+    tokens = [0]
+    for _ in range(min(n, model.config.max_target_length)):
+        logits = model._decode_logits(torch.tensor([tokens]), memory[b:b + 1, :n], lengths[b:b + 1])
+        unit = int(logits[0, -1].argmax())
+        if unit == 0:
+            break
+        tokens.append(unit)
+    return tokens[1:]
+
+
+@pytest.mark.parametrize("beam_width", [1, 4])
+@pytest.mark.parametrize("eos_bias", [-10.0, 0.5])
+def test_batched_attention_beam_search_equals_one_utterance_at_a_time(beam_width, eos_bias):
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "bench", "attention_decode_speed.py")
+    spec = importlib.util.spec_from_file_location("attention_decode_speed", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)  # holds the pre-batching per-utterance search, the reference
+
+    model = _attention_batch(eos_bias=eos_bias)
+    memory, lengths = model.last_encoding
+    bounds = lengths.tolist()
+    batched = model.beam_search(beam_width, length_penalty=1.0)
+    reference = bench.per_utterance_beam_search(model, beam_width, 1.0)
+    one_by_one = []
+    for b, n in enumerate(bounds):  # each utterance alone: its own memory, no padding
+        model.last_encoding = (memory[b:b + 1, :n], lengths[b:b + 1])
+        one_by_one += model.beam_search(beam_width, length_penalty=1.0)
+    assert batched == one_by_one == reference
+    hyp_lengths = [len(h) for h in batched]
+    assert len(set(hyp_lengths)) > 1
+    if eos_bias > 0:  # some hypotheses end by <eos> before their bound, while others are still open
+        assert all(hyp_lengths) and any(h < n for h, n in zip(hyp_lengths, bounds)), (hyp_lengths, bounds)
+    else:  # a decoder that never ends: every utterance runs to its own bound (the fallback path)
+        assert hyp_lengths == bounds
+    if beam_width == 1:
+        model.last_encoding = (memory, lengths)
+        assert batched == [_greedy(model, b) for b in range(len(bounds))]
+
+
+def test_attention_beam_search_is_better_with_a_wider_beam_and_respects_the_target_bound():
+    model = _attention_batch(eos_bias=0.5)
+    memory, lengths = model.last_encoding
+
+    def score(b, units):  # length-normalised log P of units + <eos> for utterance b
+        n = int(lengths[b])
+        tokens = torch.tensor([[0] + units])
+        with torch.no_grad():
+            log_probs = model._decode_logits(tokens, memory[b:b + 1, :n], lengths[b:b + 1])[0].log_softmax(-1)
+        return float(log_probs.gather(1, torch.tensor(units + [0])[:, None]).sum()) / (len(units) + 1)
+
+    narrow, wide = model.beam_search(1), model.beam_search(8)
+    assert any(w != n for w, n in zip(wide, narrow))
+    for b in range(len(wide)):
+        assert score(b, wide[b]) >= score(b, narrow[b]) - 1e-5
+    model.config.max_target_length = 3
+    assert all(len(h) <= 3 for h in model.beam_search(4))
