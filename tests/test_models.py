@@ -119,6 +119,22 @@ def _greedy(model, b):
     return tokens[1:]
 
 
+def test_attention_incremental_decoder_step_equals_the_full_decoder():
+    from modules.models.frontend import length_mask
+    model = _attention_batch()
+    memory, lengths = model.last_encoding
+    tokens = torch.randint(1, VOCAB, (5, 12), generator=torch.Generator().manual_seed(2))
+    tokens[:, 0] = 0
+    with torch.no_grad():
+        full = model._decode_logits(tokens, memory, lengths)  # the whole prefix at once, causal mask
+        memory_kv, mask = model._memory_keys_values(memory), length_mask(lengths, memory.size(1))
+        cache = [None] * model.config.decoder_layers
+        for t in range(tokens.size(1)):
+            step = model._decode_step(tokens[:, t], t, cache, memory_kv, mask)
+            assert torch.allclose(step, full[:, t], atol=1e-5), t
+    assert cache[0][0].shape[2] == tokens.size(1)  # one cached key per position
+
+
 @pytest.mark.parametrize("beam_width", [1, 4])
 @pytest.mark.parametrize("eos_bias", [-10.0, 0.5])
 def test_batched_attention_beam_search_equals_one_utterance_at_a_time(beam_width, eos_bias):

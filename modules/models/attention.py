@@ -61,6 +61,42 @@ class AttentionEncoderDecoder(nn.Module):
         x = self.decoder(x, memory, tgt_mask=causal, memory_key_padding_mask=~length_mask(memory_lengths, memory.size(1)))
         return self.out(x)
 
+    # Incremental decoding for search: the same layers as `self.decoder` (pre-norm, eval mode), fed one
+    # position per step; keys and values of earlier positions and of the memory are computed once.
+    def _memory_keys_values(self, memory):
+        """Per decoder layer, the cross-attention keys and values of `memory`, each (N, heads, T, d / heads)."""
+        d = memory.size(-1)
+        out = []
+        for layer in self.decoder.layers:
+            attn = layer.multihead_attn
+            k, v = F.linear(memory, attn.in_proj_weight[d:], attn.in_proj_bias[d:]).chunk(2, dim=-1)
+            out.append((_split_heads(k, attn.num_heads), _split_heads(v, attn.num_heads)))
+        return out
+
+    def _decode_step(self, units, position, cache, memory_kv, memory_mask):
+        """Next-unit logits (N, V) after each row's newest unit (N,) at `position`.
+
+        cache: per layer, self-attention keys and values of the earlier positions (None at the
+        first step); the new position's are appended in place. memory_mask: (N, T) True on frames.
+        Equals `_decode_logits(...)[:, -1]` on the whole prefix, at the cost of one position.
+        """
+        x = self.embed(units)[:, None] + self.positions.weight[min(position, self.config.max_target_length)]
+        d = x.size(-1)
+        for i, (layer, (mem_k, mem_v)) in enumerate(zip(self.decoder.layers, memory_kv)):
+            attn = layer.self_attn
+            q, k, v = (_split_heads(y, attn.num_heads) for y in
+                       F.linear(layer.norm1(x), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1))
+            if cache[i] is not None:
+                k, v = torch.cat([cache[i][0], k], 2), torch.cat([cache[i][1], v], 2)
+            cache[i] = (k, v)
+            x = x + attn.out_proj(_merge_heads(F.scaled_dot_product_attention(q, k, v)))
+            attn = layer.multihead_attn
+            q = _split_heads(F.linear(layer.norm2(x), attn.in_proj_weight[:d], attn.in_proj_bias[:d]), attn.num_heads)
+            y = F.scaled_dot_product_attention(q, mem_k, mem_v, attn_mask=memory_mask[:, None, None, :])
+            x = x + attn.out_proj(_merge_heads(y))
+            x = x + layer.linear2(layer.activation(layer.linear1(layer.norm3(x))))
+        return self.out(self.decoder.norm(x[:, 0]))
+
     def decoder_loss(self, targets: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
         """Label-smoothed cross-entropy of the decoder given the latest encoding.
 
@@ -83,31 +119,31 @@ class AttentionEncoderDecoder(nn.Module):
     def beam_search(self, beam_width: int = 4, length_penalty: float = 1.0) -> list:
         """Best unit-id list per utterance of the latest encoding; scores are log P / length^penalty.
 
-        Batched: every step runs the decoder once over all open utterances' hypotheses,
-        beam_width rows each (empty rows score -inf), with each utterance's memory repeated per
-        row. An utterance stops at its own bound, min(its encoder length, max_target_length)
-        (CTC's: at most one unit per frame), or once no open hypothesis can beat its best
-        finished one; it then leaves the batch. The decoder re-reads the whole prefix each
-        step (no key/value cache).
+        Batched: every step runs the decoder once, one position, over all open utterances'
+        hypotheses, beam_width rows each (empty rows score -inf), each utterance's memory
+        repeated per row. An utterance stops at its own bound, min(its encoder length,
+        max_target_length) (CTC's: at most one unit per frame), or once no open hypothesis can
+        beat its best finished one; it then leaves the batch.
         """
         memory, memory_lengths = self.last_encoding
         k, device = beam_width, memory.device
         max_lens = memory_lengths.clamp(max=self.config.max_target_length).tolist()
         finished = [[] for _ in max_lens]          # per utterance: (unit ids, normalised score)
         ids = [i for i, n in enumerate(max_lens) if n > 0]  # utterances still searching, one state row each
+        if not ids:
+            return [[] for _ in max_lens]
         tokens = torch.full((len(ids), k, 1), SOS_EOS, dtype=torch.long, device=device)
         scores = torch.full((len(ids), k), -math.inf, device=device)
         scores[:, 0] = 0.0  # one open hypothesis, <sos>, until the first step fills the beam
-        mem = None
-        for step in range(max(max_lens, default=0)):
-            if not ids:
-                break
-            if mem is None:  # the open utterances' memory, one copy per hypothesis row, cut to the longest
-                lengths = memory_lengths[ids]
-                mem = memory[ids, :int(lengths.max())].repeat_interleave(k, dim=0)
-                mem_lengths = lengths.repeat_interleave(k)
-            logits = self._decode_logits(tokens.flatten(0, 1), mem, mem_lengths)
-            log_probs = logits[:, -1].float().log_softmax(-1).view(len(ids), k, -1)
+        lengths = memory_lengths[ids]
+        longest = int(lengths.max())
+        mem_kv = [(mk.repeat_interleave(k, 0), mv.repeat_interleave(k, 0))
+                  for mk, mv in self._memory_keys_values(memory[ids, :longest])]
+        mem_mask = length_mask(lengths, longest).repeat_interleave(k, 0)
+        cache = [None] * len(mem_kv)
+        for step in range(max(max_lens)):
+            logits = self._decode_step(tokens[:, :, -1].flatten(), step, cache, mem_kv, mem_mask)
+            log_probs = logits.float().log_softmax(-1).view(len(ids), k, -1)
             vocab = log_probs.size(-1)
             top, flat = (scores[..., None] + log_probs).flatten(1).topk(k, dim=1)
             parents, units = flat // vocab, flat % vocab
@@ -131,11 +167,30 @@ class AttentionEncoderDecoder(nn.Module):
                 elif not finished[i]:  # reached its bound with nothing finished: take the open hypotheses
                     finished[i] = [(tokens[j, parents_l[j][c], 1:].tolist() + [units_l[j][c]],
                                     top_l[j][c] / (step + 1) ** length_penalty) for c in opened]
+            if not keep:
+                break
+            # The open hypotheses first, best first, in the rows of the utterances still searching.
             order = torch.tensor(order, device=device)
             parents, units, scores = parents.gather(1, order), units.gather(1, order), top.gather(1, order)
             scores[torch.arange(k, device=device)[None, :] >= torch.tensor(n_open, device=device)[:, None]] = -math.inf
             tokens = torch.cat([tokens.gather(1, parents[..., None].expand(-1, -1, tokens.size(2))), units[..., None]], 2)
-            if len(keep) < len(ids):  # some utterances are done: drop their rows
-                rows = torch.tensor(keep, dtype=torch.long, device=device)
-                tokens, scores, ids, mem = tokens[rows], scores[rows], [ids[j] for j in keep], None
+            rows = torch.tensor(keep, dtype=torch.long, device=device)
+            tokens, scores, parents = tokens[rows], scores[rows], parents[rows]
+            parent_rows = (rows[:, None] * k + parents).flatten()  # in the flat (utterance x beam) layout
+            cache = [(ck[parent_rows], cv[parent_rows]) for ck, cv in cache]
+            if len(keep) < len(ids):  # some utterances are done: drop their memory rows
+                ids = [ids[j] for j in keep]
+                longest = int(memory_lengths[ids].max())
+                beam_rows = (rows[:, None] * k + torch.arange(k, device=device)).flatten()
+                mem_kv = [(mk[beam_rows, :, :longest], mv[beam_rows, :, :longest]) for mk, mv in mem_kv]
+                mem_mask = mem_mask[beam_rows, :longest]
         return [max(hyps, key=lambda h: h[1])[0] if hyps else [] for hyps in finished]
+
+def _split_heads(x, heads):
+    """(N, T, d) -> (N, heads, T, d / heads)"""
+    return x.view(x.size(0), x.size(1), heads, -1).transpose(1, 2)
+
+
+def _merge_heads(x):
+    """(N, heads, T, d / heads) -> (N, T, d)"""
+    return x.transpose(1, 2).flatten(2)
