@@ -78,3 +78,17 @@ def test_suite_smoke_run_reports_every_figure(tmp_path):
     assert best["test_cer"] == min(m["test_cer"] for n, by in dec.items() if n != "baseline2022" for m in by.values())
     assert r["ratios"]["best_over_kit_greedy"] == best["test_cer"] / dec["kit"]["greedy"]["test_cer"]
     assert "| configuration | decoder | test CER |" in done.stdout
+
+def test_attention_decode_speed_bench_runs_and_its_searches_agree(tmp_path):
+    out = tmp_path / "attention.json"
+    tiny = '{"d_model": 32, "heads": 2, "layers": 1, "conv_channels": 4, "decoder_layers": 1}'
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "attention_decode_speed.py"), "--utterances", "4",
+                           "--model_options", tiny, "--vocab", "20", "--max_target_length", "12", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    r = json.loads(out.read_text(encoding="utf-8"))
+    assert r["utterances"] == 4 and r["identical_hypotheses"] == 4
+    assert 0 < r["hypothesis_units"] <= 4 * 12
+    for name in ("per_utterance_loop", "one_utterance_per_call", "batched"):
+        assert finite_positive(r[name]["ms_per_utterance"])
+    assert r["speedup"] == r["per_utterance_loop"]["seconds"] / r["batched"]["seconds"]
