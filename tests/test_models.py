@@ -184,3 +184,14 @@ def test_attention_beam_search_is_better_with_a_wider_beam_and_respects_the_targ
         assert score(b, wide[b]) >= score(b, narrow[b]) - 1e-5
     model.config.max_target_length = 3
     assert all(len(h) <= 3 for h in model.beam_search(4))
+
+
+def test_attention_beam_search_reads_an_encoding_made_under_autocast():
+    model = tiny("attention").eval()
+    lengths = torch.tensor([60, 40])
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # as validation runs with --amp
+        model(torch.randn(2, 60, N_MELS, generator=torch.Generator().manual_seed(4)), lengths)
+    assert model.last_encoding[0].dtype == torch.bfloat16  # float32 decoder weights: the search must cast
+    hyps = model.beam_search(4)
+    bounds = model.output_lengths(lengths).tolist()
+    assert len(hyps) == 2 and all(len(h) <= n and all(0 < u < VOCAB for u in h) for h, n in zip(hyps, bounds))

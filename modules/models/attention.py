@@ -126,6 +126,7 @@ class AttentionEncoderDecoder(nn.Module):
         beat its best finished one; it then leaves the batch.
         """
         memory, memory_lengths = self.last_encoding
+        memory = memory.to(self.out.weight.dtype)  # an encoding made under autocast meets float32 weights
         k, device = beam_width, memory.device
         max_lens = memory_lengths.clamp(max=self.config.max_target_length).tolist()
         finished = [[] for _ in max_lens]          # per utterance: (unit ids, normalised score)
