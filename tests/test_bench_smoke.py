@@ -82,8 +82,9 @@ def test_suite_smoke_run_reports_every_figure(tmp_path):
 def test_attention_decode_speed_bench_runs_and_its_searches_agree(tmp_path):
     out = tmp_path / "attention.json"
     tiny = '{"d_model": 32, "heads": 2, "layers": 1, "conv_channels": 4, "decoder_layers": 1}'
-    done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "attention_decode_speed.py"), "--utterances", "4",
-                           "--model_options", tiny, "--vocab", "20", "--max_target_length", "12", "--out", str(out)],
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "attention_decode_speed.py"),
+                           "--utterances", "4", "--model_options", tiny, "--vocab", "20",
+                           "--max_target_length", "12", "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     r = json.loads(out.read_text(encoding="utf-8"))

@@ -163,7 +163,8 @@ class AttentionEncoderDecoder(nn.Module):
                 n_open.append(len(opened))
                 best_done = max((s for _, s in finished[i]), default=-math.inf)
                 # Stop once no open hypothesis can still beat the best finished one (scores only fall).
-                if opened and step + 1 < max_lens[i] and top_l[j][opened[0]] / max_lens[i] ** length_penalty >= best_done:
+                bound = max_lens[i]
+                if opened and step + 1 < bound and top_l[j][opened[0]] / bound ** length_penalty >= best_done:
                     keep.append(j)
                 elif not finished[i]:  # reached its bound with nothing finished: take the open hypotheses
                     finished[i] = [(tokens[j, parents_l[j][c], 1:].tolist() + [units_l[j][c]],
@@ -174,7 +175,8 @@ class AttentionEncoderDecoder(nn.Module):
             order = torch.tensor(order, device=device)
             parents, units, scores = parents.gather(1, order), units.gather(1, order), top.gather(1, order)
             scores[torch.arange(k, device=device)[None, :] >= torch.tensor(n_open, device=device)[:, None]] = -math.inf
-            tokens = torch.cat([tokens.gather(1, parents[..., None].expand(-1, -1, tokens.size(2))), units[..., None]], 2)
+            prefixes = tokens.gather(1, parents[..., None].expand(-1, -1, tokens.size(2)))
+            tokens = torch.cat([prefixes, units[..., None]], 2)
             rows = torch.tensor(keep, dtype=torch.long, device=device)
             tokens, scores, parents = tokens[rows], scores[rows], parents[rows]
             parent_rows = (rows[:, None] * k + parents).flatten()  # in the flat (utterance x beam) layout
@@ -186,6 +188,7 @@ class AttentionEncoderDecoder(nn.Module):
                 mem_kv = [(mk[beam_rows, :, :longest], mv[beam_rows, :, :longest]) for mk, mv in mem_kv]
                 mem_mask = mem_mask[beam_rows, :longest]
         return [max(hyps, key=lambda h: h[1])[0] if hyps else [] for hyps in finished]
+
 
 def _split_heads(x, heads):
     """(N, T, d) -> (N, heads, T, d / heads)"""
