@@ -53,7 +53,8 @@ def duration(seconds):
 def session_summary(session, meta):
     result = session.runtime().get('result')
     if result:
-        text = 'CER=%.4f' % result['cer']
+        name, value, _ = leaderboard.metric(result)
+        text = '%s=%.4f' % (name, value)
         if result.get('crr') is not None:
             text += ' CRR=%.2f' % result['crr']
         return text + (' (-t)' if result.get('test') else '')
@@ -77,7 +78,7 @@ def _launch(session, detach, notes=()):
             print("nsml: warning: %s never loaded checkpoint '%s' of %s: with --pause 1 the entry file must "
                   'call nsml.paused(scope=locals()) after nsml.bind(...)'
                   % (session.name, meta.get('checkpoint'), meta.get('origin')), file=sys.stderr)
-        if meta.get('kind') != 'submit':  # a submit's last line stays `CER: ...`
+        if meta.get('kind') != 'submit':  # a submit's last line stays its score, `CER: ...`
             print('Session %s done' % session.name)
         return 0
     raise NSMLError('%s %s: %s' % (session.name, status, reason))
@@ -327,7 +328,12 @@ def cmd_dataset_board(args):
         print('No %ssubmissions on %s yet' % ('' if args.all else 'scored ', name))
         return 0
     with_crr = any(e.get('crr') is not None for e in found)
-    headers = ['Rank', 'Session', 'Checkpoint'] + (['CRR'] if with_crr else []) + ['CER', 'Items', 'Submitted', 'Submit session']
+    metrics = {}  # name -> higher_is_better, in order of appearance: CER for transcription
+    for e in found:
+        metric_name, _, higher_is_better = leaderboard.metric(e)
+        metrics.setdefault(metric_name, higher_is_better)
+    headers = ['Rank', 'Session', 'Checkpoint'] + (['CRR'] if with_crr else []) + list(metrics) + [
+        'Items', 'Submitted', 'Submit session']
     if args.all:
         headers.append('Test')
     rows = []
@@ -335,13 +341,16 @@ def cmd_dataset_board(args):
         row = [rank if not args.all else '-', e.get('model_session'), e.get('checkpoint')]
         if with_crr:
             row.append('%.2f' % e['crr'] if e.get('crr') is not None else '-')
-        row += ['%.4f' % e['cer'], '%d/%d' % (e.get('items', 0), e.get('total_items', 0)),
-                ago(e.get('time')), e.get('session')]
+        metric_name, value, _ = leaderboard.metric(e)
+        row += ['%.4f' % value if m == metric_name else '-' for m in metrics]
+        row += ['%d/%d' % (e.get('items', 0), e.get('total_items', 0)), ago(e.get('time')), e.get('session')]
         if args.all:
             row.append('yes' if e.get('test') else '')
         rows.append(row)
+    directions = ['%s %s is better' % (m, 'higher' if up else 'lower') for m, up in metrics.items()]
     print('Leaderboard of %s (%s)' % (name, 'every submit' if args.all else
-                                      'best per session; CER lower is better' + (', CRR higher is better' if with_crr else '')))
+                                      'best per session; ' + ', '.join(directions) +
+                                      (', CRR higher is better' if with_crr else '')))
     table(headers, rows)
     return 0
 

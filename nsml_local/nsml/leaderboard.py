@@ -5,7 +5,9 @@ whose checkpoint was scored), "checkpoint", "protocol", "cer", "crr" (2019
 only), "items", "total_items", "test" (true for `submit -t`), "seconds"}.
 The board keeps each model session's best score, like NSML keeps a team's
 best; `submit -t` lines are stored but not ranked. CER: lower is better;
-CRR = (1 - CER) * 100 ranks the same way, higher is better.
+CRR = (1 - CER) * 100 ranks the same way, higher is better. A dataset whose
+evaluation.py names another metric stores "metric" (its name), "score" and
+"higher_is_better" instead, with "cer" and "crr" null.
 """
 import os
 
@@ -31,13 +33,25 @@ def datasets_with_boards():
     return sorted(n[:-len('.jsonl')] for n in os.listdir(folder) if n.endswith('.jsonl'))
 
 
+def metric(entry):
+    """(name, value, higher_is_better) of an entry: its named metric, or CER."""
+    if entry.get('metric'):
+        return entry['metric'], entry['score'], bool(entry.get('higher_is_better'))
+    return 'CER', entry['cer'], False
+
+
+def _badness(entry):
+    _, value, higher_is_better = metric(entry)
+    return -value if higher_is_better else value
+
+
 def ranking(dataset, include_tests=False):
-    """Best entry per model session, best first (lowest CER)."""
+    """Best entry per model session, best first (lowest CER, or the best of the named metric)."""
     best = {}
     for entry in entries(dataset):
         if entry.get('test') and not include_tests:
             continue
         key = entry.get('model_session')
-        if key not in best or entry['cer'] < best[key]['cer']:
+        if key not in best or _badness(entry) < _badness(best[key]):
             best[key] = entry
-    return sorted(best.values(), key=lambda e: (e['cer'], e.get('time', 0)))
+    return sorted(best.values(), key=lambda e: (_badness(e), e.get('time', 0)))

@@ -6,7 +6,8 @@ DATASET_PATH/test/test_data (test_label is never linked: references stay
 hidden). The test set is fed to the bound infer with the dataset's protocol
 (see datasets.py), within a time limit counted from the end of loading, the
 output is validated and scored, the score is appended to the leaderboard, and
-the process ends with `CER: <value>` as its last line.
+the process ends with `CER: <value>` as its last line (or `<METRIC>: <value>`
+when the dataset's evaluation.py names another metric, e.g. `ACCURACY: 0.85`).
 """
 import importlib.util
 import math
@@ -71,13 +72,13 @@ def run(ctx, infer, model_session, checkpoint, load_finished):
     print('inference time: %.1f s / %g s limit (counted from the end of loading)' % (elapsed, ctx.time_limit))
 
     if protocol == 'owner':
-        cer, crr = score_owner(ctx, source, all_items, items, prediction_file)
+        scores = score_owner(ctx, source, all_items, items, prediction_file)
     else:
         cer = score_builtin(source, items, hypotheses)
-        crr = scoring.crr(cer) if protocol == '2019' else None
+        scores = {'cer': cer, 'crr': scoring.crr(cer) if protocol == '2019' else None}
 
     entry = {'time': time.time(), 'session': ctx.session, 'model_session': model_session,
-             'checkpoint': checkpoint, 'protocol': protocol, 'cer': cer, 'crr': crr,
+             'checkpoint': checkpoint, 'protocol': protocol, **scores,
              'items': len(items), 'total_items': len(all_items), 'test': ctx.small_test,
              'seconds': round(elapsed, 3)}
     ctx.record(result=entry)
@@ -88,9 +89,12 @@ def run(ctx, infer, model_session, checkpoint, load_finished):
     else:
         where = 'direct run: not recorded on a leaderboard'
     print('scored %d items; %s' % (len(items), where))
-    if crr is not None:
-        print('CRR: %.4f' % crr)
-    print('CER: %.6f' % cer, flush=True)
+    if 'metric' in entry:  # the dataset's evaluation.py named its own metric
+        print('%s: %.6f' % (entry['metric'], entry['score']), flush=True)
+    else:
+        if entry['crr'] is not None:
+            print('CRR: %.4f' % entry['crr'])
+        print('CER: %.6f' % entry['cer'], flush=True)
     sys.stderr.flush()
     sys.exit(0)
 
@@ -275,7 +279,12 @@ def _subset_labels(label_file, items, destination):
 
 
 def score_owner(ctx, source, all_items, items, prediction_file):
-    """The dataset's evaluation.py: evaluation_metrics(prediction, label) or its CLI."""
+    """The dataset's evaluation.py: evaluation_metrics(prediction, label) or its CLI.
+
+    Its module attribute METRIC names the number: 'CER' (the default) or 'CRR' (percent,
+    higher is better) give the transcription entry {'cer', 'crr'}; any other name (e.g.
+    'ACCURACY', 'KL') gives {'metric', 'score', 'higher_is_better', 'cer': None, 'crr': None},
+    the direction from HIGHER_IS_BETTER (default False: lower is better, as for CER)."""
     scripts = datasets.owner_scripts(source)
     label_file = datasets.label_path(source)
     if len(items) < len(all_items):
@@ -294,6 +303,10 @@ def score_owner(ctx, source, all_items, items, prediction_file):
         value = float(value)
     except (TypeError, ValueError):
         raise NSMLError("the dataset's evaluation.py gave %.60r, not a number" % (value,)) from None
-    if str(getattr(module, 'METRIC', 'CER')).upper() == 'CRR':
-        return 1.0 - value / 100.0, value
-    return value, None
+    metric = str(getattr(module, 'METRIC', 'CER')).strip() or 'CER'
+    if metric.upper() == 'CRR':
+        return {'cer': 1.0 - value / 100.0, 'crr': value}
+    if metric.upper() == 'CER':
+        return {'cer': value, 'crr': None}
+    return {'metric': metric, 'score': value, 'higher_is_better': bool(getattr(module, 'HIGHER_IS_BETTER', False)),
+            'cer': None, 'crr': None}
