@@ -238,7 +238,7 @@ def test_dataset_owner_scripts_score_accuracy_and_kl(tmp_path):
     # Through the files nsml submit writes (data_loader.py) and reads (evaluation.py).
     prediction = tmp_path / "prediction.csv"
     loader.write_predictions(records, str(prediction))
-    assert evaluation.evaluation_metrics(str(prediction), str(labels)) == pytest.approx(50.0)
+    assert evaluation.evaluation_metrics(str(prediction), str(labels)) == pytest.approx(0.5)
     loader.write_predictions(mix_records, str(prediction))
     assert evaluation.evaluation_metrics(str(prediction), str(mix_labels)) == pytest.approx(expected, abs=1e-5)
 
@@ -294,11 +294,12 @@ def test_corpus_generator_layouts_speaker_disjoint_and_scorable(tmp_path, task):
         assert clip_set.classes == list(make_kws_corpus.KEYWORDS) + ["silence", "unknown"]
         assert {clip_set.classes[c.target] for c in clip_set.clips} == set(clip_set.classes)
         assert {row["label"] for row in labels.values()} == set(clip_set.classes)
-        assert evaluation.METRIC == "CRR"
+        assert evaluation.METRIC == "ACCURACY" and evaluation.HIGHER_IS_BETTER
         assert all(v.split("_nohash_")[0] in info["train_voices"]
                    for v in os.listdir(out / "train" / "audio" / "yes"))
     else:
         assert clip_set.kind == DISTRIBUTION and len(clip_set.clips) == 12 and evaluation.METRIC == "KL"
+        assert not evaluation.HIGHER_IS_BETTER
         shares = [sorted(p for p in c.target if p > 0) for c in clip_set.clips]
         assert all(len(s) in (2, 3) and sum(s) == pytest.approx(1.0, abs=1e-4) for s in shares)
         assert all(soundfile.info(c.path).duration == pytest.approx(1.0) for c in clip_set.clips)

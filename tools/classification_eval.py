@@ -7,16 +7,17 @@ local NSML then calls `evaluation_metrics(prediction_file, label_file)` (or runs
 score). Self-contained: the dataset owner's scripts do not import the kit.
 
 Label and prediction files are CSVs with a header:
-  `filename,label`                 one class per clip  -> accuracy (percent)
+  `filename,label`                 one class per clip  -> accuracy (fraction correct)
   `filename,<class 1>,<class 2>,...` a distribution     -> mean KL(label || prediction), nats
 """
 import argparse
 import csv
 import math
 
-# How the local NSML ranks the number: 'CRR' = higher is better (percent), anything else = lower is better.
-# The generator writes "KL" here for distribution datasets.
-METRIC = "CRR"
+# The number's name and direction, which the local NSML prints (`ACCURACY: 0.85`) and ranks by.
+# The generator writes METRIC = "KL" and HIGHER_IS_BETTER = False here for distribution datasets.
+METRIC = "ACCURACY"
+HIGHER_IS_BETTER = True
 EPS = 1e-7  # predictions are clipped to [EPS, 1] and renormalised: one confident miss costs a bounded amount
 
 
@@ -69,11 +70,11 @@ def score(records, label_csv):
 
 
 def evaluation_metrics(prediction_file, label_file):
-    """The leaderboard number: accuracy in percent (METRIC 'CRR'), or mean KL divergence."""
+    """The leaderboard number: accuracy (METRIC 'ACCURACY'), or mean KL divergence (METRIC 'KL')."""
     columns, labels = read_table(label_file)
     _, predictions = read_table(prediction_file)
     scores = score_tables(predictions, labels, columns)
-    return 100.0 * scores["accuracy"] if "kl" not in scores else scores["kl"]
+    return scores["accuracy"] if "kl" not in scores else scores["kl"]
 
 
 if __name__ == "__main__":

@@ -201,7 +201,9 @@ def write_owner_scripts(opt: ClassOptions):
     shutil.copyfile(HERE / "classification_loader.py", opt.out / "data_loader.py")
     evaluation = (HERE / "classification_eval.py").read_text(encoding="utf-8")
     if opt.task == "mixture":
-        evaluation = evaluation.replace('\nMETRIC = "CRR"\n', '\nMETRIC = "KL"\n', 1)
+        declared = '\nMETRIC = "ACCURACY"\nHIGHER_IS_BETTER = True\n'
+        assert declared in evaluation, "tools/classification_eval.py no longer declares its metric as expected"
+        evaluation = evaluation.replace(declared, '\nMETRIC = "KL"\nHIGHER_IS_BETTER = False\n', 1)
     (opt.out / "evaluation.py").write_text(evaluation, encoding="utf-8")
 
 
