@@ -37,6 +37,7 @@ class ClassifierTrainConfig:
     specaugment: bool = True
     num_workers: int = 0
     seed: int = 0
+    keep: str = "last"             # weights a member keeps: the schedule's end ("last") or its best validation epoch
 
 
 def classification_loss(logits: torch.Tensor, targets: torch.Tensor, kind: str) -> torch.Tensor:
@@ -62,7 +63,8 @@ def classification_scores(probs: np.ndarray, targets: list, kind: str, n_classes
 
 
 class ClassifierTrainer:
-    """Trains one ensemble member (`model`, already in `classifier.models`) and keeps its best epoch."""
+    """Trains one ensemble member (`model`, already in `classifier.models`, initialised under
+    `torch.manual_seed(config.seed)`) and keeps its last or its best validation epoch (`config.keep`)."""
 
     def __init__(self, classifier: AudioClassifier, model, config: ClassifierTrainConfig, train_clips, valid_clips):
         self.classifier, self.model, self.config = classifier, model, config
@@ -146,7 +148,9 @@ class ClassifierTrainer:
         return scores
 
     def fit(self, on_epoch_end=None):
-        """Train until `epochs` or the time budget, then restore the best validation epoch's weights."""
+        """Train until `epochs` or the time budget; with `keep="best"`, then restore the best validation
+        epoch's weights. The default keeps the end of the cosine schedule, where every member has
+        converged alike: on a small validation set the best epoch is partly chance."""
         while self.epoch < self.config.epochs and not self.out_of_time():
             metrics = self.train_epoch()
             metrics.update(self.evaluate())
@@ -157,7 +161,7 @@ class ClassifierTrainer:
             metrics.update(epoch=self.epoch, improved=improved, minutes=(time.time() - self.start) / 60)
             if on_epoch_end:
                 on_epoch_end(metrics)
-        if self.best_weights is not None:
+        if self.config.keep == "best" and self.best_weights is not None:
             self.model.load_state_dict(self.best_weights)
 
 
@@ -175,6 +179,8 @@ def add_classifier_args(parser):
     g.add_argument("--dropout", type=float, default=ResNetClassifierConfig.dropout)
     g.add_argument("--batch_size", type=int, default=ClassifierTrainConfig.batch_size)
     g.add_argument("--ensemble", type=int, default=1, help="models trained with seeds seed..seed+K-1, averaged")
+    g.add_argument("--keep", choices=["last", "best"], default=ClassifierTrainConfig.keep,
+                   help="each model keeps its last epoch (end of the cosine schedule) or its best validation epoch")
 
 
 def _parse_list(text: str, cast=str) -> list:
@@ -207,6 +213,7 @@ def train_classifier(kit, args, dataset_path: str):
     per_model_minutes = args.max_minutes / max(args.ensemble - done, 1) if args.max_minutes else 0.0
     best_score, epoch_offset = -math.inf, 0
     for member in range(done, args.ensemble):
+        torch.manual_seed(args.seed + member)  # the member's seed decides its initial weights too
         model = classifier.new_model()
         if member == done:
             n_params = sum(p.numel() for p in model.parameters())
@@ -214,7 +221,8 @@ def train_classifier(kit, args, dataset_path: str):
                   f"inputs {len(classifier.spec.fft_sizes)}x{classifier.spec.feature_config.n_mels} mels, "
                   f"device {kit.device}", flush=True)
         config = ClassifierTrainConfig(epochs=args.epochs, max_minutes=per_model_minutes, batch_size=args.batch_size,
-                                       lr=args.lr, num_workers=args.num_workers, seed=args.seed + member)
+                                       lr=args.lr, num_workers=args.num_workers, seed=args.seed + member,
+                                       keep=args.keep)
         trainer = ClassifierTrainer(classifier, model, config, train_clips, valid_clips)
 
         def on_epoch_end(m, member=member):
@@ -230,8 +238,10 @@ def train_classifier(kit, args, dataset_path: str):
 
         trainer.fit(on_epoch_end)
         epoch_offset += trainer.epoch
+        if args.keep == "best":  # the member's last checkpoint then holds the weights it keeps
+            nsml.save(epoch_offset)
         scores = trainer.evaluate(classifier.models)
-        single = trainer.best_score
+        single = trainer.evaluate()["score"]  # the weights this member keeps
         named = {k.removeprefix("val_"): v for k, v in scores.items() if k != "score"}
         print(f"[ensemble] {len(classifier.models)} model(s), validation: " + " | ".join(
             f"{k} {v:.4f}" for k, v in named.items()) + f" (score {scores['score']:.4f}; this model alone "

@@ -202,6 +202,40 @@ def test_main_trains_a_separable_task_and_submits_sorted_records(tmp_path, monke
     assert all(torch.equal(m.state_dict()["head.2.weight"], w) for m, w in zip(kit.classifier.models, before))
 
 
+def test_ensemble_members_are_seeded_from_their_seed_and_checkpoints_hold_the_kept_weights(tmp_path, monkeypatch):
+    """Each member's initial weights come from its own seed (seed + k), not from whatever the global RNG
+    holds, so a rerun reproduces the ensemble and members differ; the member's last checkpoint holds
+    the weights it keeps (its last epoch, or with --keep best its best one)."""
+    rng = np.random.default_rng(2)
+    audio = tmp_path / "ds" / "train" / "audio"
+    for speaker in range(6):
+        for kind in ("low", "mid", "high"):
+            write(str(audio / kind / f"spk{speaker}_nohash_0.wav"), tone(kind, 0.5, rng))
+    sys.path.insert(0, REPO)
+    import main
+
+    def train(keep):
+        kit, saved = main.Kit(torch.device("cpu")), {}
+        fake = types.SimpleNamespace(report=lambda **kw: None, save=lambda name, **kw: saved.update(
+            {str(name): [{k: v.clone() for k, v in m.state_dict().items()} for m in kit.classifier.models]}))
+        monkeypatch.setitem(sys.modules, "nsml", fake)
+        args = main.parse_args(["--task", "classify", "--clip_seconds", "0.5", "--fft_sizes", "256", "--n_mels", "20",
+                                "--width", "4", "--stages", "2", "--blocks", "1", "--epochs", "2", "--batch_size", "8",
+                                "--ensemble", "2", "--seed", "3", "--keep", keep, "--device", "cpu"])
+        torch.rand(int(rng.integers(1, 100)))  # the global RNG's state must not matter
+        main.train_classifier(kit, args, str(tmp_path / "ds"))
+        return [m.state_dict() for m in kit.classifier.models], saved
+
+    first, saved = train("last")
+    again, _ = train("last")
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(first, again) for k in a)
+    assert not torch.equal(first[0]["stem.0.weight"], first[1]["stem.0.weight"])
+    assert all(torch.equal(saved["4"][i][k], first[i][k]) for i in range(2) for k in first[i])
+    assert all(torch.equal(saved["2"][0][k], first[0][k]) for k in first[0])  # member 1's last epoch
+    kept, saved = train("best")
+    assert all(torch.equal(saved["4"][i][k], kept[i][k]) for i in range(2) for k in kept[i])
+
+
 # -- losses, scores, ensembles ------------------------------------------------------------------------------
 
 def test_kl_loss_and_scores_on_known_distributions():
