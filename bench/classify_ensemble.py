@@ -20,7 +20,7 @@ import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [REPO, os.path.join(REPO, "tools")]
-from classification_eval import read_table, score  # noqa: E402
+from classification_eval import kl_row, read_table, score  # noqa: E402
 from modules.checkpoint import load_checkpoint  # noqa: E402
 from modules.classifier import AudioClassifier  # noqa: E402
 
@@ -51,6 +51,21 @@ def paired_counts(classifier, names, label_file, ensemble_probs, member_probs) -
              for p in (ensemble_probs, member_probs)]
     return {"ensemble_only": sum(e and not m for e, m in zip(*right)),
             "member_only": sum(m and not e for e, m in zip(*right))}
+
+
+def kl_difference(names, label_file, ensemble_probs, member_probs, classes) -> dict:
+    """Mean and standard error over test clips of KL(ensemble) - KL(member) (distributions): paired,
+    since both are scored on the same clips; negative = the ensemble is better."""
+    columns, labels = read_table(label_file)
+    order = [classes.index(c) for c in columns]
+    diffs = []
+    for i, name in enumerate(names):
+        expected = [float(labels[name][c]) for c in columns]
+        expected = [p / sum(expected) for p in expected]
+        diffs.append(kl_row(expected, ensemble_probs[i, order].tolist()) - kl_row(expected, member_probs[i, order].tolist()))
+    mean = sum(diffs) / len(diffs)
+    spread = math.sqrt(sum((d - mean) ** 2 for d in diffs) / max(len(diffs) - 1, 1))
+    return {"mean": mean, "standard_error": spread / math.sqrt(len(diffs))}
 
 
 def main(argv=None):
@@ -86,6 +101,8 @@ def main(argv=None):
                "accuracy_standard_error": standard_error(cumulative[-1]["accuracy"], len(names)),
                "ensemble_vs_member_clips": [] if classifier.spec.kind != "single" else [
                    paired_counts(classifier, names, label_file, ensemble, probs) for probs in alone],
+               "ensemble_minus_member_kl": [] if classifier.spec.kind == "single" else [
+                   kl_difference(names, label_file, ensemble, probs, classifier.spec.classes) for probs in alone],
                "seconds_per_clip_per_model": seconds / max(2 * len(names) * len(alone), 1)}
 
     def line(scores):
@@ -95,6 +112,8 @@ def main(argv=None):
     for k, c in enumerate(results["ensemble_vs_member_clips"]):
         print(f"clips only the ensemble gets right / only model {k + 1} gets right: "
               f"{c['ensemble_only']} / {c['member_only']}")
+    for k, d in enumerate(results["ensemble_minus_member_kl"]):
+        print(f"KL(ensemble) - KL(model {k + 1}), per clip: {d['mean']:+.4f} +- {d['standard_error']:.4f}")
     print(f"mean member: {line(mean_member)}\nbest member: {line(results['best_member'])}\n"
           f"ensemble of {len(members)}: {line(cumulative[-1])}\n"
           f"{len(names)} test clips: binomial standard error of an accuracy near the ensemble's "
