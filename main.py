@@ -109,7 +109,7 @@ def parse_args(argv=None):
                    help="greedy CTC decoding without merging repeats (the 2022 baseline's bug)")
     p.add_argument("--infer_batch_seconds", type=float, default=300.0,
                    help="padded audio seconds per inference batch; 0 = one file at a time")
-    p.add_argument("--heap_limit_mib", type=float, default=1280.0,
+    p.add_argument("--heap_limit_mib", type=float, default=TrainConfig.heap_limit_mib,
                    help="training returns freed memory to the system above this resident size; 0 = never")
     p.add_argument("--num_workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument("--valid_fraction", type=float, default=0.2)

@@ -1,7 +1,7 @@
 """Resident memory of a default training run over time, with and without heap trimming.
 
     python bench/train_memory.py                        # 3 min each: --heap_limit_mib 0 (never trim) and the default
-    python bench/train_memory.py --minutes 6 --limits 0,1280,1024 --extra "--model conformer"
+    python bench/train_memory.py --minutes 6 --limits 0,1536,1024 --extra "--model conformer"
 
 Each run is `python main.py --dataset_path CORPUS --max_minutes M --heap_limit_mib L`
 (the bench corpus of run_suite.py, generated once under bench/cache/). The resident size
@@ -71,7 +71,7 @@ def run(limit: float, corpus: str, a) -> dict:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--minutes", type=float, default=3.0, help="training budget of each run")
-    p.add_argument("--limits", default="0,1280", help="--heap_limit_mib values; 0 = never trim (the reference)")
+    p.add_argument("--limits", default="0,1536", help="--heap_limit_mib values; 0 = never trim (the reference)")
     p.add_argument("--extra", default="", help="main.py options added to every run")
     p.add_argument("--corpus", help="a 2022-layout dataset (default: the suite's generated 0.5 h corpus)")
     p.add_argument("--hours", type=float, default=0.5)

@@ -2,12 +2,13 @@
 
 Every batch has a different shape (utterances of different lengths), so PyTorch's CPU
 tensors are a stream of differently sized malloc/free calls. glibc serves them from its
-heaps and keeps the freed holes resident: measured on the kit's default training
-(bench/train_memory.py), the live peak is about 0.9 GiB but the process grows to 2.2 GiB
-in a minute (one thread) and 3.4 GiB after six (two threads). `malloc_trim(0)` hands the
-free pages back to the kernel. Trimming after every step would cost about 25% of the
-throughput (the pages fault back in on the next step), so the trainer trims only when the
-resident size passes a mark, a few times per epoch.
+heaps and keeps the freed holes resident: on the kit's default training the live peak is
+about 0.9 GiB, but the process grew to 3.0 GiB in 3 minutes and 3.4 GiB in 6 (2 threads).
+`malloc_trim(0)` hands the free pages back to the kernel. They fault back in on the next
+step, so trimming costs throughput: after every step about 25%; only when the resident
+size passes the mark, 1280 MiB: peak 1.5 GiB at 0.79x; 1536 MiB (the default): peak
+1.7 GiB at about 0.86x (bench/train_memory.py; bench/README.md). Fixed mmap thresholds
+(mallopt) bounded memory too but cost 35-60% of the throughput.
 
 On a C library without malloc_trim (macOS, musl) this does nothing.
 """

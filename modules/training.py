@@ -49,7 +49,7 @@ class TrainConfig:
     compile: bool = False       # torch.compile the model for training (pays on GPU, rarely on CPU)
     average_last: int = 0       # keep the last N epochs' weights to average at the end; 0 = off
     ctc_weight: float = 0.3     # models with a decoder loss: ctc_weight * CTC + (1 - ctc_weight) * decoder
-    heap_limit_mib: float = 1280.0  # give freed heap memory back when the process is larger; 0 = never (memory.py)
+    heap_limit_mib: float = 1536.0  # give freed heap memory back when the process is larger; 0 = never (memory.py)
 
 
 def amp_dtype(amp: str, device: torch.device):
