@@ -7,7 +7,7 @@ about 0.9 GiB, but the process grew to 3.0 GiB in 3 minutes and 3.4 GiB in 6 (2 
 `malloc_trim(0)` hands the free pages back to the kernel. They fault back in on the next
 step, so trimming costs throughput: after every step about 25%; only when the resident
 size passes the mark, 1280 MiB: peak 1.5 GiB at 0.79x; 1536 MiB (the default): peak
-1.7 GiB at about 0.86x (bench/train_memory.py; bench/README.md). Fixed mmap thresholds
+1.7 GiB at 0.90x (bench/train_memory.py; bench/README.md). Fixed mmap thresholds
 (mallopt) bounded memory too but cost 35-60% of the throughput.
 
 On a C library without malloc_trim (macOS, musl) this does nothing.
