@@ -187,15 +187,16 @@ def test_specaugment_copies_leave_the_clean_rows_clean(dataset):
 
 
 @pytest.mark.parametrize("argv,expected", [
-    (["--max_minutes", "4"], False),       # short budgets learn faster without it (main.py's note)
-    (["--max_minutes", "59"], False),
-    (["--max_minutes", "60"], True),
-    ([], True),                            # bounded by epochs only
+    (["--max_minutes", "4"], True),        # on by default
+    (["--max_minutes", "4", "--specaugment", "auto"], False),  # auto: short budgets go without it
+    (["--max_minutes", "59", "--specaugment", "auto"], False),
+    (["--max_minutes", "60", "--specaugment", "auto"], True),
+    (["--specaugment", "auto"], True),     # bounded by epochs only
     (["--max_minutes", "4", "--specaugment", "on"], True),
     (["--specaugment", "off"], False),
     (["--no_specaugment"], False),
     (["--preset", "baseline2022", "--max_minutes", "6"], True),  # the baseline's recipe augments always
 ])
-def test_specaugment_auto_follows_the_budget(argv, expected):
+def test_specaugment_default_and_auto(argv, expected):
     import main
     assert main.use_specaugment(main.parse_args(argv)) is expected
