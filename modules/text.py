@@ -56,7 +56,3 @@ def split_units(text: str) -> list:
     for i, piece in enumerate(MASK_PATTERN.split(text)):
         units.extend([piece] if i % 2 else list(piece))
     return units
-
-
-# The tokenizers moved to modules/tokenizers.py; kept importable from here for existing callers.
-from .tokenizers import BLANK, UNK, CharTokenizer, build_tokenizer, tokenizer_from_state  # noqa: E402,F401

@@ -7,13 +7,13 @@ from data_corpora import one_torch_thread, tone_audio  # noqa: F401 (autouse fix
 from modules.data import Utterance
 from modules.decoding import DecoderConfig
 from modules.fusion import FusionGrid, tune_lm_fusion
-from modules.text import CharTokenizer
+from modules.tokenizers import CharTokenizer
 
 
 class ScriptedRecognizer:
     """Decodes every utterance right only under one (lm_weight, lm_bonus); counts model runs."""
 
-    def __init__(self, texts, right=(0.5, 1.0)):
+    def __init__(self, texts, right=(0.8, 1.0)):
         self.texts, self.right, self.forwards = texts, right, 0
         self.tokenizer = CharTokenizer.build(texts)
         self.feature_config = SimpleNamespace(trim_db=0.0)
@@ -45,8 +45,8 @@ def test_the_grid_point_that_decodes_validation_best_wins(tmp_path):
     texts = ["가나다", "라마바사", "아자차"]
     rec = ScriptedRecognizer(texts)
     results = tune_lm_fusion(rec, utterances(tmp_path, texts))
-    assert results[0] == (0.0, 0.5, 1.0)
-    assert len(results) == len(FusionGrid.weights) * len(FusionGrid.bonuses)  # the given (0.3, 0.5) is a grid point
+    assert results[0] == (0.0, 0.8, 1.0)
+    assert len(results) == len(FusionGrid.weights) * len(FusionGrid.bonuses) + 1  # + the given (0.3, 0.5)
     assert all(r[0] > 0 for r in results[1:])
     assert rec.forwards == 1  # the acoustic model ran once for all grid points
     assert (rec.decoder_config.lm_weight, rec.decoder_config.lm_bonus) == (0.3, 0.5)  # left as it was
@@ -58,3 +58,26 @@ def test_a_tie_keeps_the_given_weights_and_large_sets_are_sampled(tmp_path):
     results = tune_lm_fusion(rec, utterances(tmp_path, texts), FusionGrid(max_utterances=2))
     assert results[0][1:] == (0.3, 0.5)
     assert all(r[0] == results[0][0] for r in results)
+
+
+class GradedRecognizer(ScriptedRecognizer):
+    """Drops more characters the farther (lm_weight, lm_bonus) is from the right point."""
+
+    def decode(self, log_probs, lengths, decoder):
+        ids = [int(round(float(w[0]) * 100)) for w in log_probs]
+        distance = 2 * abs(decoder.lm_weight - self.right[0]) + abs(decoder.lm_bonus - self.right[1])
+        return [self.texts[i][:len(self.texts[i]) - min(len(self.texts[i]), round(2 * distance))] for i in ids]
+
+
+def test_the_grid_grows_past_an_upper_edge_the_best_point_lies_on(tmp_path):
+    texts = ["가나다라마바사아자차카타파하" * 2, "하가나다라마바사아자차카타파" * 2]
+    utts = utterances(tmp_path, texts)
+    top_w, top_b = max(FusionGrid.weights), max(FusionGrid.bonuses)
+    beyond = (round(top_w * 1.5, 3), round(top_b * 1.5, 3))
+    rec = GradedRecognizer(texts, right=beyond)  # best inside the grid: its corner; best of all: beyond it
+    results = tune_lm_fusion(rec, utts)
+    assert results[0][0] == 0.0 and results[0][1:] == beyond
+    assert rec.forwards == 1
+    results = tune_lm_fusion(GradedRecognizer(texts, right=beyond), utts, FusionGrid(extensions=0))
+    assert results[0][1:] == (top_w, top_b) and results[0][0] > 0
+    assert len(results) == len(FusionGrid.weights) * len(FusionGrid.bonuses) + 1  # + the given (0.3, 0.5)

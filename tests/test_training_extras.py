@@ -13,7 +13,8 @@ from modules.inference import transcribe_files
 from modules.lm import CharNgramLM
 from modules.models import build_model
 from modules.recognizer import SpeechRecognizer
-from modules.text import CharTokenizer, TextConfig
+from modules.text import TextConfig
+from modules.tokenizers import CharTokenizer
 from modules.training import amp_dtype, average_state_dicts
 
 
@@ -111,3 +112,39 @@ def test_every_model_trains_under_bf16_autocast(tmp_path, model, options):
     losses = [trainer.train_step(batch) for _ in range(30)]
     assert all(np.isfinite(losses)) and losses[-1] < 0.5 * losses[0], losses
     assert {p.dtype for p in rec.model.parameters()} == {torch.float32}
+
+
+def test_speed_perturbation_scales_pitch_and_length_together():
+    from modules.features import speed_perturb
+    rate, tone = 16000, 440.0
+    t = torch.arange(rate) / rate
+    waves = torch.sin(2 * torch.pi * tone * t).repeat(2, 1)
+    lengths = torch.tensor([rate, rate // 2])
+    for factor in (0.9, 1.1):
+        out, out_lengths = speed_perturb(waves, lengths, factor)
+        assert out.size(1) == int(rate / factor)
+        assert out_lengths.tolist() == [int(rate / factor), int(rate / 2 / factor)]
+        peak_hz = torch.fft.rfft(out[0]).abs().argmax().item() * rate / out.size(1)
+        assert abs(peak_hz - tone * factor) < 3, (factor, peak_hz)
+    same, same_lengths = speed_perturb(waves, lengths, 1.0)
+    assert same is waves and same_lengths is lengths
+
+
+def test_trainer_draws_each_batch_speed_from_the_factors(tmp_path):
+    from data_corpora import tone_audio
+    from modules.data import Utterance
+    from modules.tokenizers import build_tokenizer
+    from modules.training import TrainConfig, Trainer
+    path = str(tmp_path / "u0")
+    (tone_audio(0, seconds=1.0) * 32767).astype("<i2").tofile(path)
+    utts = [Utterance(path, "가나", 1.0)]
+    rec = SpeechRecognizer.create("deepspeech2", build_tokenizer("char", ["가나"]), FeatureConfig(n_mels=40),
+                                  TextConfig(), torch.device("cpu"), rnn_hidden=16, rnn_layers=1)
+    plain = Trainer(rec, TrainConfig(specaugment=False), utts, utts)
+    assert {plain.batch_speed() for _ in range(20)} == {1.0}
+    perturbed = Trainer(rec, TrainConfig(specaugment=False, speed_factors=(0.9, 1.0, 1.1)), utts, utts)
+    assert {perturbed.batch_speed() for _ in range(60)} == {0.9, 1.0, 1.1}
+    # the features the model sees are shorter at 1.1 and longer at 0.9
+    batch = next(iter(perturbed.train_loader))
+    frames = {s: int(rec.features(batch["waves"], batch["wave_lengths"], speed=s)[1][0]) for s in (0.9, 1.0, 1.1)}
+    assert frames[1.1] < frames[1.0] < frames[0.9], frames
