@@ -6,6 +6,7 @@ KenLM would need its `lmplz` binary to build a model, which a participant's mach
 and NSML images do not have; at character level this small model is all we need.
 """
 import math
+import random
 from collections import defaultdict
 
 import numpy as np
@@ -22,14 +23,29 @@ class CharNgramLM:
         """
         self.order, self.counts, self.discount = order, counts, discount
         self.vocab = sorted({c for table in counts[:1] for nxt in table.values() for c in nxt})
+        self.index = {c: i for i, c in enumerate(self.vocab)}
+        # Distributions are float arrays over the vocabulary, cached per context. A long decode
+        # visits ever more contexts, so the cache holds at most CACHE_FLOATS numbers (64 MB).
         self._cache = {}
+        self._cache_limit = max(1024, self.CACHE_FLOATS // max(len(self.vocab), 1))
+        self._unit_index = None  # (units list, its vocabulary indices), for log_prob_vector
+
+    CACHE_FLOATS = 8_000_000
 
     @classmethod
-    def train(cls, texts, order: int = 5, discount: float = 0.75, max_ngrams: int = 2_000_000):
+    def train(cls, texts, order: int = 5, discount: float = 0.75, max_ngrams: int = 2_000_000,
+              max_texts: int = 20_000, seed: int = 0):
         """Count `texts`; above `max_ngrams` stored n-grams, singletons of the highest orders are
-        pruned (highest first) so that checkpoints and memory stay bounded on large corpora."""
+        pruned (highest first) so that checkpoints and memory stay bounded on large corpora.
+
+        At most `max_texts` texts (a seeded sample) are counted: counting is pure Python, and a
+        10-gram of jamo over 20,000 transcripts already takes ~8 s and ~650 MB while it runs;
+        a full KsponSpeech (620,000) would take minutes and more memory than a laptop has."""
         if order < 1:
             raise ValueError(f"lm order must be >= 1, got {order}")
+        texts = list(texts)
+        if len(texts) > max_texts:
+            texts = random.Random(seed).sample(texts, max_texts)
         highest = defaultdict(lambda: defaultdict(int))
         ngrams = set()
         for text in texts:
@@ -53,13 +69,14 @@ class CharNgramLM:
             plain[n] = {ctx: nxt for ctx, nxt in pruned.items() if nxt}
         return cls(order, plain, discount)
 
-    def _distribution(self, context: str) -> dict:
-        """P(. | context) over self.vocab as {char: prob}, recursively interpolated."""
+    def _distribution(self, context: str) -> np.ndarray:
+        """P(. | context) over self.vocab (an array in its order), recursively interpolated."""
         context = context[-(self.order - 1):] if self.order > 1 else ""
-        if context in self._cache:
-            return self._cache[context]
-        if context == "" and self.order >= 1:
-            lower = {c: 1.0 / len(self.vocab) for c in self.vocab}
+        dist = self._cache.get(context)
+        if dist is not None:
+            return dist
+        if context == "":
+            lower = np.full(len(self.vocab), 1.0 / max(len(self.vocab), 1))
         else:
             lower = self._distribution(context[1:])
         table = self.counts[len(context)].get(context)
@@ -67,11 +84,10 @@ class CharNgramLM:
             dist = lower
         else:
             total = sum(table.values())
-            backoff = self.discount * len(table) / total
-            dist = {c: backoff * p for c, p in lower.items()}
+            dist = lower * (self.discount * len(table) / total)
             for c, n in table.items():
-                dist[c] = dist.get(c, 0.0) + max(n - self.discount, 0.0) / total
-        if len(self._cache) > 200_000:  # bound memory on long decodes
+                dist[self.index[c]] += max(n - self.discount, 0.0) / total
+        if len(self._cache) >= self._cache_limit:  # bound memory on long decodes
             self._cache.clear()
         self._cache[context] = dist
         return dist
@@ -79,7 +95,8 @@ class CharNgramLM:
     def log_prob(self, char: str, context: str) -> float:
         """log P(char | context); a character never seen in training gets a small floor."""
         context = (BOS * (self.order - 1) + context) if self.order > 1 else ""
-        return math.log(max(self._distribution(context).get(char, 0.0), 1e-10))
+        i = self.index.get(char)
+        return math.log(max(float(self._distribution(context)[i]), 1e-10)) if i is not None else math.log(1e-10)
 
     def score(self, text: str, eos: bool = True) -> float:
         """Total log-probability of `text` (with the sentence end when `eos`)."""
@@ -88,13 +105,12 @@ class CharNgramLM:
 
     def log_prob_vector(self, context: str, units: list) -> np.ndarray:
         """log P(unit | context) for every unit string (tokenizer order); multi-char or unknown units floor."""
-        key = ("vec", context[-(self.order - 1):] if self.order > 1 else "", id(units))
-        cached = self._cache.get(key)
-        if cached is None:
-            dist = self._distribution((BOS * (self.order - 1) + context) if self.order > 1 else "")
-            cached = np.log(np.maximum(np.array([dist.get(u, 0.0) for u in units]), 1e-10))
-            self._cache[key] = cached
-        return cached
+        if self._unit_index is None or self._unit_index[0] is not units:
+            idx = np.array([self.index.get(u, -1) for u in units])
+            self._unit_index = (units, np.maximum(idx, 0), idx < 0)
+        _, idx, unknown = self._unit_index
+        dist = self._distribution((BOS * (self.order - 1) + context) if self.order > 1 else "")
+        return np.log(np.maximum(np.where(unknown, 0.0, dist[idx]), 1e-10))
 
     def state_dict(self) -> dict:
         return {"kind": "char_ngram_kn", "order": self.order, "discount": self.discount, "counts": self.counts}

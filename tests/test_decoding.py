@@ -67,7 +67,7 @@ def test_lm_prefers_seen_text_and_is_normalised():
     assert lm.score("오늘 날씨가 좋네요") > lm.score("오늘 가씨날 좋네요")
     for context in ["", "안녕", "날씨가 ", "없는문맥"]:
         dist = lm._distribution("\x02" * 3 + context)
-        assert math.isclose(sum(dist.values()), 1.0, rel_tol=1e-9)
+        assert math.isclose(dist.sum(), 1.0, rel_tol=1e-9) and (dist > 0).all()
 
 
 def test_lm_round_trips_through_a_weights_only_checkpoint(tmp_path):
@@ -85,5 +85,30 @@ def test_lm_pruning_bounds_size_and_stays_normalised():
     small = CharNgramLM.train(texts, order=4, max_ngrams=60)
     size = lambda lm: sum(len(nxt) for table in lm.counts for nxt in table.values())  # noqa: E731
     assert size(small) < size(full)
-    assert math.isclose(sum(small._distribution("\x02\x02가").values()), 1.0, rel_tol=1e-9)
+    assert math.isclose(small._distribution("\x02\x02가").sum(), 1.0, rel_tol=1e-9)
     assert small.score("가나다라") > small.score("라다나가")
+
+
+def test_lm_cache_stays_within_its_bound_and_gives_the_same_scores():
+    texts = ["가나다라마바사", "아자차카타파하", "가나다 아자차", "마바사 카타파"] * 3
+    lm = CharNgramLM.train(texts, order=4)
+    lm._cache_limit = 5  # a long decode: the cache is cleared whenever it fills
+    units = ["<blank>", "<unk>"] + lm.vocab + ["&name&"]
+    vectors = {}
+    for i in range(200):
+        context = texts[i % len(texts)][: i % 7]
+        vectors[context] = lm.log_prob_vector(context, units)
+        assert len(lm._cache) <= 5
+    fresh = CharNgramLM(lm.order, lm.counts, lm.discount)
+    for context, vector in vectors.items():
+        assert (fresh.log_prob_vector(context, units) == vector).all()
+        assert vector[-1] == vector[1] == math.log(1e-10)  # multi-char and unknown units floor
+
+
+def test_lm_counts_a_seeded_sample_of_at_most_max_texts():
+    texts = [f"{a}{b}" for a in "가나다라마" for b in "바사아자차"]
+    lm = CharNgramLM.train(texts, order=2, max_texts=5)
+    starts = sum(lm.counts[1].get("\x02", {}).values())  # one sentence start per counted text
+    assert starts == 5
+    again = CharNgramLM.train(texts, order=2, max_texts=5)
+    assert again.counts == lm.counts
