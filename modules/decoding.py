@@ -36,8 +36,8 @@ class DecoderConfig:
     beam_width: int = 8
     token_top_k: int = 8       # candidate units per frame (beyond that, a frame's tail never wins)
     blank_skip: float = 0.999  # frames with P(blank) above this only extend existing prefixes with blank
-    lm_weight: float = 0.3     # 0 = no language model
-    lm_bonus: float = 0.5      # per-character insertion bonus, offsets the LM's preference for short outputs
+    lm_weight: float = 0.8     # 0 = no language model; re-chosen on validation after training (fusion.py)
+    lm_bonus: float = 2.0      # per-unit insertion bonus, offsets the LM's preference for short outputs
     length_penalty: float = 1.0  # attention decoder: score = log P / length^penalty
     infer_budget_s: float = 3000.0  # projected inference time above which a submit falls back to greedy
     merge_repeats: bool = True  # greedy; False only to reproduce the 2022 baseline's bug

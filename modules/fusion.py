@@ -18,9 +18,10 @@ from .metrics import cer
 
 @dataclass
 class FusionGrid:
-    weights: tuple = (0.0, 0.3, 0.5, 0.8)   # 0.0: beam search without the LM is a candidate too
-    bonuses: tuple = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
-    max_utterances: int = 300                # keeps the search under a minute on a CPU
+    weights: tuple = (0.0, 0.4, 0.8, 1.2, 1.6)  # 0.0: beam search without the LM is a candidate too
+    bonuses: tuple = (0.0, 1.0, 2.0, 3.0, 4.0)
+    max_utterances: int = 300                # keeps the search about a minute on a CPU
+    extensions: int = 3                      # times the grid may grow past an upper edge the best point is on
     seed: int = 0
 
 
@@ -42,10 +43,28 @@ def tune_lm_fusion(recognizer, utterances: list, grid: FusionGrid = FusionGrid()
         outputs.append(recognizer.forward(batch["waves"], batch["wave_lengths"]))
         refs += [utts[i].text for i in batch["indices"]]
     given = (recognizer.decoder_config.lm_weight, recognizer.decoder_config.lm_bonus)
-    points = [given] + [(w, b) for w in grid.weights for b in grid.bonuses if (w, b) != given]
-    results = []
-    for weight, bonus in points:
-        config = replace(recognizer.decoder_config, decoder="beam", lm_weight=weight, lm_bonus=bonus)
-        hyps = [t for log_probs, lengths in outputs for t in recognizer.decode(log_probs, lengths, decoder=config)]
-        results.append((cer(hyps, refs), weight, bonus))
+    scores = {}
+
+    def evaluate(weight, bonus):
+        if (weight, bonus) not in scores:
+            config = replace(recognizer.decoder_config, decoder="beam", lm_weight=weight, lm_bonus=bonus)
+            hyps = [t for log_probs, lengths in outputs for t in recognizer.decode(log_probs, lengths, decoder=config)]
+            scores[(weight, bonus)] = cer(hyps, refs)
+
+    evaluate(*given)  # first, so that on a tie the given weights win
+    weights, bonuses = list(grid.weights), list(grid.bonuses)
+    for _ in range(grid.extensions + 1):
+        for w in weights:
+            for b in bonuses:
+                evaluate(w, b)
+        best_w, best_b = min(scores, key=scores.get)  # dicts keep insertion order: ties go to the earlier
+        # A best point on the grid's upper edge means the optimum may lie beyond it: grow the grid there.
+        grow_w, grow_b = best_w == max(weights) and best_w > 0, best_b == max(bonuses) and best_b > 0
+        if not (grow_w or grow_b):
+            break
+        if grow_w:
+            weights.append(round(best_w * 1.5, 3))
+        if grow_b:
+            bonuses.append(round(best_b * 1.5, 3))
+    results = [(c, w, b) for (w, b), c in scores.items()]
     return sorted(results, key=lambda r: r[0])  # stable: on a tie the given weights stay first
