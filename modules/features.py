@@ -1,4 +1,4 @@
-"""Log-mel filterbank features and SpecAugment, computed in batches with torch.
+"""Log-mel filterbank features, speed perturbation and SpecAugment, computed in batches with torch.
 
 Features are computed on the device that trains (GPU when there is one), from
 padded waveforms, so no per-file feature code runs on the hot path.
@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 import librosa
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -94,6 +95,18 @@ class MultiResolutionLogMel(nn.Module):
     def forward(self, waveforms: torch.Tensor, sample_lengths: torch.Tensor):
         outputs = [channel(waveforms, sample_lengths) for channel in self.channels]
         return torch.stack([feats for feats, _ in outputs], dim=1), outputs[0][1]
+
+
+def speed_perturb(waveforms: torch.Tensor, sample_lengths: torch.Tensor, factor: float):
+    """Play a padded (B, N) batch `factor` times faster: tempo and pitch change together, as in
+    Kaldi's 3-way speed perturbation (Ko et al. 2015), which makes a model hear more speakers and
+    speaking rates than the data has. Linear resampling: above 1.0 the band over 8 kHz / factor
+    folds back, where speech has little energy."""
+    if factor == 1.0:
+        return waveforms, sample_lengths
+    size = max(1, int(waveforms.size(1) / factor))
+    resampled = F.interpolate(waveforms[:, None, :].float(), size=size, mode="linear", align_corners=False)[:, 0]
+    return resampled, (sample_lengths / factor).long().clamp(min=1, max=size)
 
 
 @dataclass

@@ -9,7 +9,7 @@ import torch
 
 from . import __version__
 from .decoding import DecoderConfig, decode_batch
-from .features import FeatureConfig, LogMelFilterbank, SpecAugmentConfig, spec_augment
+from .features import FeatureConfig, LogMelFilterbank, SpecAugmentConfig, spec_augment, speed_perturb
 from .lm import CharNgramLM
 from .models import build_model, model_options
 from .text import TextConfig
@@ -36,13 +36,14 @@ class SpeechRecognizer:
         return cls(model_name, model, tokenizer, feature_config, text_config, device)
 
     def features(self, waves: torch.Tensor, wave_lengths: torch.Tensor, augment: SpecAugmentConfig = None,
-                 augment_rows: torch.Tensor = None):
+                 augment_rows: torch.Tensor = None, speed: float = 1.0):
         """Padded waveforms -> (B, T, n_mels) features and frame lengths, on the recognizer's device.
 
-        `augment` applies SpecAugment to every utterance, or only to those where the
-        (B,) bool `augment_rows` is True.
+        `speed` != 1 speed-perturbs the batch first (training only). `augment` applies SpecAugment
+        to every utterance, or only to those where the (B,) bool `augment_rows` is True.
         """
         waves, wave_lengths = waves.to(self.device, non_blocking=True), wave_lengths.to(self.device)
+        waves, wave_lengths = speed_perturb(waves, wave_lengths, speed)
         feats, lengths = self.featurizer(waves, wave_lengths)
         return self.augment_features(feats, lengths, augment, augment_rows)
 
@@ -69,8 +70,8 @@ class SpeechRecognizer:
                 raise ValueError(f"--decoder attention needs an attention model, not {self.model_name}")
             ids = self.model.beam_search(decoder.beam_width, decoder.length_penalty)
         else:
-            # The LM scores characters, so it only applies to character units (checked when training).
-            lm = self.lm if self.tokenizer.kind == "char" else None
+            # The LM scores single-character units: syllables or jamo (checked when training).
+            lm = self.lm if self.tokenizer.kind in ("char", "jamo") else None
             ids = decode_batch(log_probs, lengths, decoder, lm=lm, units=getattr(self.tokenizer, "units", None))
         return [self.tokenizer.decode(i) for i in ids]
 

@@ -40,6 +40,7 @@ class TrainConfig:
     final_lr_ratio: float = 0.05
     grad_clip: float = 5.0
     specaugment: bool = True
+    speed_factors: tuple = ()      # each training batch is played at one of these speeds, e.g. (0.9, 1.0, 1.1)
     specaugment_copies: bool = False  # each epoch: every utterance once clean + once augmented (2022 baseline)
     sortagrad: bool = False
     num_workers: int = 0
@@ -134,6 +135,11 @@ class Trainer:
         self.recent_weights = deque(maxlen=max(config.average_last, 0))
         self.total_steps = config.epochs * len(self.train_sampler)
         self.augment = SpecAugmentConfig() if config.specaugment else None
+        self.speed_factors = tuple(config.speed_factors)
+        if self.speed_factors and self.cache is not None:
+            print("[train] speed perturbation needs waveforms; the feature cache stores features, "
+                  "so it is off in this run", flush=True)
+            self.speed_factors = ()
         self.epoch = self.step = 0
         self.best_cer = math.inf
         self.trim_heap = HeapTrimmer(config.heap_limit_mib)
@@ -172,14 +178,14 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.recognizer.device.type, dtype=self.amp_dtype)
 
-    def loss(self, batch, augment, augment_rows=None, net=None):
+    def loss(self, batch, augment, augment_rows=None, net=None, speed: float = 1.0):
         """CTC loss (plus the model's decoder loss, if it has one), log-probs and output lengths."""
         if "feats" in batch:  # from the feature cache
             feats, feat_lengths = self.recognizer.augment_features(batch["feats"], batch["feat_lengths"], augment,
                                                                    augment_rows)
         else:
             feats, feat_lengths = self.recognizer.features(batch["waves"], batch["wave_lengths"], augment,
-                                                           augment_rows)
+                                                           augment_rows, speed)
         targets, target_lengths = batch["targets"].to(feats.device), batch["target_lengths"].to(feats.device)
         with self.autocast():
             log_probs, lengths = (net or self.net)(feats, feat_lengths)
@@ -196,7 +202,7 @@ class Trainer:
         """One optimizer step on `batch`; returns its loss."""
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate()
-        loss, _, _ = self.loss(batch, self.augment, self.augment_rows(batch))
+        loss, _, _ = self.loss(batch, self.augment, self.augment_rows(batch), speed=self.batch_speed())
         weighted = loss
         if distributed.world_size() > 1:
             # DDP averages gradients over ranks with equal weight; a global batch split unevenly
@@ -242,6 +248,12 @@ class Trainer:
         elapsed = time.time() - start
         total, count, audio_seconds = distributed.all_reduce_sum([total, count, audio_seconds])
         return {"train_loss": total / max(count, 1), "audio_per_second": audio_seconds / max(elapsed, 1e-9)}
+
+    def batch_speed(self) -> float:
+        """A random one of the speed factors (1.0 without them), from the seeded torch generator."""
+        if not self.speed_factors:
+            return 1.0
+        return float(self.speed_factors[int(torch.randint(len(self.speed_factors), ()))])
 
     def augment_rows(self, batch):
         """Which rows of a training batch get SpecAugment: all (None), or only the copies."""
