@@ -56,7 +56,8 @@ def parse_args(argv=None):
     p.add_argument("--rnn_hidden", type=int, default=None, help="deepspeech2 (256)")
     p.add_argument("--rnn_layers", type=int, default=None, help="deepspeech2 (3)")
     p.add_argument("--time_stride", type=int, default=None,
-                   help="model output frame = time_stride x 10 ms (deepspeech2 6, conformer 4)")
+                   help="model output frame = time_stride x 10 ms (deepspeech2 6, conformer 4; "
+                        f"{JAMO_TIME_STRIDE} with --unit jamo)")
     p.add_argument("--conformer_size", type=str, default=None, help="conformer: small | medium | large (small)")
     p.add_argument("--d_model", type=int, default=None, help="conformer: width (overrides the size)")
     p.add_argument("--layers", type=int, default=None, help="conformer: blocks (overrides the size)")
@@ -65,7 +66,11 @@ def parse_args(argv=None):
     p.add_argument("--decoder", type=str, default="beam", choices=["greedy", "beam", "attention"],
                    help="beam: CTC prefix beam search + LM; attention: the attention model's own beam search")
     p.add_argument("--beam_width", type=int, default=DecoderConfig.beam_width)
-    p.add_argument("--lm_order", type=int, default=5, help="character n-gram order; 0 = no language model")
+    p.add_argument("--lm_order", type=int, default=None,
+                   help="n-gram order over the output units; 0 = no language model "
+                        f"(default: {LM_ORDER_BY_UNIT['char']} for char, {LM_ORDER_BY_UNIT['jamo']} for jamo)")
+    p.add_argument("--lm_max_texts", type=int, default=20000,
+                   help="the LM counts at most this many training transcripts (a seeded sample): bounds its time and memory")
     p.add_argument("--lm_weight", type=float, default=DecoderConfig.lm_weight)
     p.add_argument("--lm_bonus", type=float, default=DecoderConfig.lm_bonus, help="per-character insertion bonus")
     p.add_argument("--no_tune_lm", dest="tune_lm", action="store_false",
@@ -79,8 +84,8 @@ def parse_args(argv=None):
                    "empty = (2x2, 2x time_stride/2)")
     p.add_argument("--win_ms", type=float, default=FeatureConfig.win_ms, help="feature window length")
     # Data and text (docs/data.md).
-    p.add_argument("--unit", type=str, default="char", choices=sorted(TOKENIZERS),
-                   help="output text unit: characters, Hangul jamo, or SentencePiece subwords")
+    p.add_argument("--unit", type=str, default="jamo", choices=sorted(TOKENIZERS),
+                   help="output text unit: Hangul jamo, characters (syllables), or SentencePiece subwords")
     p.add_argument("--vocab_size", type=int, default=500, help="SentencePiece vocabulary size (--unit spm)")
     p.add_argument("--no_spaces", action="store_true", help="train without spaces (CER ignores them)")
     p.add_argument("--dual", type=str, default=TextConfig.dual, choices=["spelling", "pronunciation"],
@@ -117,6 +122,8 @@ def parse_args(argv=None):
     p.add_argument("--specaugment", type=str, default="on", choices=["auto", "on", "off"],
                    help=f"auto: on for budgets of {SPECAUGMENT_MIN_MINUTES:g} min or more (or no --max_minutes), "
                         "off for shorter ones; it helped 5-minute runs on a 0.5 h corpus but hurt on sample_dataset")
+    p.add_argument("--speed_perturb", type=str, default="0.9,1.0,1.1",
+                   help="comma-separated speeds, one drawn per training batch; off = none")
     p.add_argument("--no_specaugment", dest="specaugment", action="store_const", const="off",
                    default=argparse.SUPPRESS, help="same as --specaugment off")
     p.add_argument("--amp", type=str, default="auto", choices=["auto", "off", "bf16", "fp16"],
@@ -129,7 +136,22 @@ def parse_args(argv=None):
     preset = p.parse_known_args(argv)[0].preset
     if preset:
         apply_preset(p, preset)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.lm_order is None:
+        args.lm_order = LM_ORDER_BY_UNIT.get(args.unit, 0)
+    if args.time_stride is None and args.unit == "jamo" and not args.conv_strides:
+        args.time_stride = JAMO_TIME_STRIDE
+    return args
+
+
+# Jamo come ~2.5 per syllable, up to ~17 per second: at 60 ms per output frame fast speech has
+# fewer frames than CTC needs, so jamo models emit every 40 ms.
+JAMO_TIME_STRIDE = 4
+
+
+# Default n-gram order per output unit: about two to three syllables of context either way
+# (a Hangul syllable is 2-3 jamo).
+LM_ORDER_BY_UNIT = {"char": 5, "jamo": 10}
 
 
 # Measured on the bench corpus (0.5 h, 5 min of DeepSpeech2 on one core): without SpecAugment the
@@ -144,6 +166,19 @@ def use_specaugment(args) -> bool:
     if args.specaugment == "auto":
         return not args.max_minutes or args.max_minutes >= SPECAUGMENT_MIN_MINUTES
     return args.specaugment == "on"
+
+
+def speed_factors(text: str) -> tuple:
+    """'0.9,1.0,1.1' -> (0.9, 1.0, 1.1); '' or 'off' -> ()."""
+    if text.strip().lower() in ("", "off", "none"):
+        return ()
+    try:
+        factors = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        sys.exit(f"--speed_perturb takes comma-separated numbers such as 0.9,1.0,1.1, not {text!r}")
+    if any(not 0.5 <= f <= 2.0 for f in factors):
+        sys.exit(f"--speed_perturb factors must lie in [0.5, 2.0], got {text!r}")
+    return factors
 
 
 def conv_pairs(text: str):
@@ -241,12 +276,18 @@ def build_trainer(kit: Kit, args) -> Trainer:
     kit.recognizer.decoder_config = DecoderConfig(
         decoder=args.decoder, beam_width=args.beam_width, lm_weight=args.lm_weight if args.lm_order else 0.0,
         lm_bonus=args.lm_bonus, infer_budget_s=args.infer_budget_s, merge_repeats=not args.no_merge_repeats)
-    if args.decoder == "beam" and args.lm_order > 0 and args.lm_weight > 0 and args.unit != "char":
-        print(f"[lm] the character n-gram LM needs --unit char; beam search without LM for --unit {args.unit}")
+    tokenizer = kit.recognizer.tokenizer
+    if args.decoder == "beam" and args.lm_order > 0 and args.lm_weight > 0 and tokenizer.kind not in LM_ORDER_BY_UNIT:
+        print(f"[lm] the n-gram LM needs --unit char or jamo; beam search without LM for --unit {tokenizer.kind}")
     elif args.decoder == "beam" and args.lm_order > 0 and args.lm_weight > 0:
         # Training transcripts only: a language model that saw validation text would flatter its CER.
-        kit.recognizer.lm = CharNgramLM.train([u.text for u in train_utts], order=args.lm_order)
-        print(f"[lm] {args.lm_order}-gram characters from {len(train_utts)} training transcripts", flush=True)
+        # It counts the units the model emits (syllables or jamo), so fusion adds a score per emitted unit.
+        lm_texts = ["".join(tokenizer.split(u.text)) for u in train_utts]
+        kit.recognizer.lm = CharNgramLM.train(lm_texts, order=args.lm_order, max_texts=args.lm_max_texts,
+                                              seed=args.seed)
+        sampled = f"a random {args.lm_max_texts} of " if len(lm_texts) > args.lm_max_texts else ""
+        print(f"[lm] {args.lm_order}-gram of {tokenizer.kind} units from {sampled}{len(lm_texts)} training "
+              f"transcripts", flush=True)
     n_params = sum(p.numel() for p in kit.recognizer.model.parameters())
     print(f"[model] {kit.recognizer.model_name}: {n_params / 1e6:.2f} M parameters, "
           f"{len(kit.recognizer.tokenizer)} units, device {kit.device}", flush=True)
@@ -258,7 +299,7 @@ def build_trainer(kit: Kit, args) -> Trainer:
                          specaugment=use_specaugment(args), amp=args.amp, compile=args.compile,
                          average_last=args.average_last, ctc_weight=args.ctc_weight, sortagrad=args.sortagrad,
                          feature_cache=cache_dir_from_option(args.feature_cache) or "",
-                         heap_limit_mib=args.heap_limit_mib)
+                         heap_limit_mib=args.heap_limit_mib, speed_factors=speed_factors(args.speed_perturb))
     kit.trainer = Trainer(kit.recognizer, config, train_utts, valid_utts)
     if kit.resume_state is not None:  # forked session: continue epoch, optimizer and schedule
         kit.trainer.load_state_dict(kit.resume_state)

@@ -41,6 +41,8 @@ PRESETS = {
         "lm_order": 0,
         "no_merge_repeats": True,
         "infer_batch_seconds": 0.0,
+        "unit": "char",
+        "speed_perturb": "off",
     },
 }
 

@@ -68,18 +68,21 @@ def test_baseline2022_builds_the_baseline_recipe(dataset):
     assert trainer.optimizer.defaults["weight_decay"] == 1e-5
     assert trainer.config.lr == 1e-4 and trainer.config.lr_schedule == "tri_stage"
     assert rec.decoder_config.merge_repeats is False
+    assert rec.tokenizer.kind == "char" and trainer.speed_factors == ()  # characters, no speed perturbation
     assert main.parse_args(["--preset", "baseline2022"]).infer_batch_seconds == 0.0  # one file at a time
 
 
 def test_kit_defaults_are_untouched_by_the_preset_machinery(dataset):
     kit, trainer = build(dataset)
     model, rec = kit.recognizer.model, kit.recognizer
-    assert model.config == DeepSpeech2Config()  # no conv_kernels/conv_strides: the kit's 3x3 front end
-    assert (model.rnn.hidden_size, model.rnn.num_layers, model.config.time_stride) == (256, 3, 6)
+    # jamo units, so 40 ms frames; no conv_kernels/conv_strides: the kit's 3x3 front end
+    assert rec.tokenizer.kind == "jamo" and model.config == DeepSpeech2Config(time_stride=4)
+    assert (model.rnn.hidden_size, model.rnn.num_layers, model.config.time_stride) == (256, 2, 4)
     convs = [m for m in model.front_end.modules() if isinstance(m, torch.nn.Conv2d)]
-    assert [c.kernel_size for c in convs] == [(3, 3), (3, 3)] and [c.stride for c in convs] == [(2, 2), (2, 3)]
+    assert [c.kernel_size for c in convs] == [(3, 3), (3, 3)] and [c.stride for c in convs] == [(2, 2), (2, 2)]
+    assert trainer.speed_factors == (0.9, 1.0, 1.1) and rec.lm.order == 10
     # Same parameter names and shapes as the model built straight from its config (old checkpoints load).
-    reference = DeepSpeech2(DeepSpeech2Config(), n_mels=80, vocab_size=len(rec.tokenizer))
+    reference = DeepSpeech2(DeepSpeech2Config(time_stride=4), n_mels=80, vocab_size=len(rec.tokenizer))
     assert {k: v.shape for k, v in model.state_dict().items()} == \
            {k: v.shape for k, v in reference.state_dict().items()}
     assert rec.feature_config.win_ms == 25.0

@@ -12,9 +12,9 @@ from .frontend import ConvFrontEnd
 @dataclass
 class DeepSpeech2Config:
     conv_channels: int = 32
-    time_stride: int = 6     # output frame = 60 ms; 4 is finer but ~2x slower on CPU
+    time_stride: int = 6     # output frame = 60 ms for characters; main.py makes it 4 (40 ms) for jamo
     rnn_hidden: int = 256
-    rnn_layers: int = 3
+    rnn_layers: int = 2      # 2 beat 3 at CPU budgets: test CER 0.236 vs 0.271 in 6 min (docs/models.md)
     dropout: float = 0.1
     # (frequency, time) kernel and stride of the two convolutions; None = the kit's
     # 3x3 kernels with strides (2, 2), (2, time_stride / 2). KoSpeech (2022 baseline):
