@@ -39,6 +39,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import measure  # noqa: E402
 
 CONFIGS = {"kit": [], "baseline2022": ["--preset", "baseline2022"],
+           # the kit's DeepSpeech2 default before jamo units and speed perturbation (issue 6's reference)
+           "ds2_char": ["--unit", "char", "--time_stride", "6", "--rnn_layers", "3", "--speed_perturb", "off"],
            # issue 6's models, each with the kit's pipeline, trained for the same budget
            "conformer": ["--model", "conformer"],
            "attention": ["--model", "attention", "--decoder", "attention"]}
@@ -316,12 +318,16 @@ def summarize(r: dict) -> dict:
     }
     q = r["ratios"]
     # Issue 6: the best (configuration, decoder) against the kit's DeepSpeech2 decoded greedily
-    # (its model default; the kit's default decoder is beam + LM) and against the baseline.
+    # and against the baseline. The reference DeepSpeech2 is `ds2_char`, the default the issue
+    # started from (characters, no speed perturbation), when the suite ran it; else today's `kit`.
     dec = r.get("decoders", {})
     scored = [(m["test_cer"], name, d) for name, by in dec.items() if name != "baseline2022" for d, m in by.items()]
-    if scored and "greedy" in dec.get("kit", {}):
+    reference = "ds2_char" if "greedy" in dec.get("ds2_char", {}) else "kit"
+    if scored and "greedy" in dec.get(reference, {}):
         best_cer, best_name, best_decoder = min(scored)
-        r["best_configuration"] = {"config": best_name, "decoder": best_decoder, "test_cer": best_cer}
+        r["best_configuration"] = {"config": best_name, "decoder": best_decoder, "test_cer": best_cer,
+                                   "reference": reference}
+        q["best_over_reference_greedy"] = ratio(best_cer, dec[reference]["greedy"]["test_cer"])
         q["best_over_kit_greedy"] = ratio(best_cer, dec["kit"]["greedy"]["test_cer"])
         q["best_over_baseline"] = ratio(best_cer, dec["baseline2022"]["greedy"]["test_cer"])
     r["targets"] = {
@@ -331,8 +337,9 @@ def summarize(r: dict) -> dict:
         "inference batched >= 10 x one file at a time": q["inference_batched_speedup_over_one_by_one"] >= 10,
         "projected 10,000 utterances < 3600 s": inf["kit_batched"]["projected_10k_seconds"] < measure.TIME_LIMIT,
     }
-    if "best_over_kit_greedy" in q:
-        r["targets"]["best configuration <= 0.5 x the kit's DeepSpeech2 (greedy)"] = q["best_over_kit_greedy"] <= 0.5
+    if "best_over_reference_greedy" in q:
+        r["targets"][f"best configuration <= 0.5 x the kit's DeepSpeech2 ({r['best_configuration']['reference']}, "
+                     "greedy)"] = q["best_over_reference_greedy"] <= 0.5
         r["targets"]["best configuration <= 1/3 x baseline2022"] = q["best_over_baseline"] <= 1 / 3
     return r
 
@@ -400,7 +407,8 @@ def configuration_table(r: dict) -> list:
     best, q = r.get("best_configuration"), r["ratios"]
     if best:
         lines += ["", f"Best: {best['config']} + {best['decoder']}, test CER {best['test_cer']:.4f}: "
-                      f"{q['best_over_kit_greedy']:.2f} x the kit's DeepSpeech2 decoded greedily, "
+                      f"{q['best_over_reference_greedy']:.2f} x {best['reference']} (the kit's DeepSpeech2) decoded "
+                      f"greedily, {q['best_over_kit_greedy']:.2f} x kit decoded greedily, "
                       f"{q['best_over_baseline']:.2f} x baseline2022."]
     lines.append("")
     return lines
@@ -462,7 +470,8 @@ def main(argv=None):
     for name in chosen:
         tiny = []
         if a.smoke:
-            tiny = {"baseline2022": SMOKE_BASELINE_BATCH, "kit": SMOKE_MODEL}.get(name, SMOKE_TRANSFORMER)
+            tiny = {"baseline2022": SMOKE_BASELINE_BATCH, "kit": SMOKE_MODEL, "ds2_char": SMOKE_MODEL}.get(
+                name, SMOKE_TRANSFORMER)
         configs[name] = CONFIGS[name] + (SMOKE_MODEL if a.smoke and name == "baseline2022" else []) + tiny + extra
     r = {"machine": machine(),
          "settings": {"command": shlex.join(["python", "bench/run_suite.py",

@@ -32,7 +32,7 @@ def test_suite_smoke_run_reports_every_figure(tmp_path):
     assert (out / "cer_vs_time.png").stat().st_size > 1000
 
     assert r["settings"]["smoke"] is True and r["machine"]["cores"] >= 1 and r["machine"]["torch"]
-    assert list(r["cer"]) == ["kit", "baseline2022", "conformer", "attention"]
+    assert list(r["cer"]) == ["kit", "baseline2022", "ds2_char", "conformer", "attention"]
     for name in r["cer"]:
         run = r["cer"][name]
         assert 0 <= run["test_cer"] < 50 and 0 <= run["best_val_cer"] < 50
@@ -77,6 +77,10 @@ def test_suite_smoke_run_reports_every_figure(tmp_path):
     best = r["best_configuration"]
     assert best["test_cer"] == min(m["test_cer"] for n, by in dec.items() if n != "baseline2022" for m in by.values())
     assert r["ratios"]["best_over_kit_greedy"] == best["test_cer"] / dec["kit"]["greedy"]["test_cer"]
+    # issue 6's reference: the DeepSpeech2 default it started from, trained in the same run
+    assert best["reference"] == "ds2_char" and set(dec["ds2_char"]) == {"greedy", "beam", "beam+LM"}
+    assert r["ratios"]["best_over_reference_greedy"] == best["test_cer"] / dec["ds2_char"]["greedy"]["test_cer"]
+    assert "--unit" in r["cer"]["ds2_char"]["argv"] and "--unit" not in r["cer"]["kit"]["argv"]
     assert "| configuration | decoder | test CER |" in done.stdout
 
 def test_attention_decode_speed_bench_runs_and_its_searches_agree(tmp_path):
