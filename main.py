@@ -54,7 +54,7 @@ def parse_args(argv=None):
     p.add_argument("--model", type=str, default="deepspeech2", choices=sorted(MODELS), help="see docs/models.md")
     # Model options: unset ones keep the chosen model's own defaults (modules/models/*.py).
     p.add_argument("--rnn_hidden", type=int, default=None, help="deepspeech2 (256)")
-    p.add_argument("--rnn_layers", type=int, default=None, help="deepspeech2 (3)")
+    p.add_argument("--rnn_layers", type=int, default=None, help="deepspeech2 (2)")
     p.add_argument("--time_stride", type=int, default=None,
                    help="model output frame = time_stride x 10 ms (deepspeech2 6, conformer 4; "
                         f"{JAMO_TIME_STRIDE} with --unit jamo)")
@@ -72,7 +72,7 @@ def parse_args(argv=None):
     p.add_argument("--lm_max_texts", type=int, default=20000,
                    help="the LM counts at most this many training transcripts (a seeded sample): bounds its time and memory")
     p.add_argument("--lm_weight", type=float, default=DecoderConfig.lm_weight)
-    p.add_argument("--lm_bonus", type=float, default=DecoderConfig.lm_bonus, help="per-character insertion bonus")
+    p.add_argument("--lm_bonus", type=float, default=DecoderConfig.lm_bonus, help="per-unit insertion bonus")
     p.add_argument("--no_tune_lm", dest="tune_lm", action="store_false",
                    help="keep --lm_weight/--lm_bonus as given instead of choosing them on validation data "
                         "after training (modules/fusion.py)")

@@ -1,9 +1,10 @@
-"""A character n-gram language model with interpolated Kneser-Ney smoothing, for CTC beam search.
+"""An n-gram language model over single-character units (syllables or jamo) with interpolated
+Kneser-Ney smoothing, for CTC beam search.
 
 Trained in seconds from the training transcripts and saved inside the checkpoint as
 plain dicts of strings and ints (so checkpoints still load with weights_only=True).
 KenLM would need its `lmplz` binary to build a model, which a participant's machine
-and NSML images do not have; at character level this small model is all we need.
+and NSML images do not have; over characters or jamo this small model is all we need.
 """
 import math
 import random
