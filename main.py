@@ -137,8 +137,6 @@ def parse_args(argv=None):
     if preset:
         apply_preset(p, preset)
     args = p.parse_args(argv)
-    if args.lm_order is None:
-        args.lm_order = LM_ORDER_BY_UNIT.get(args.unit, 0)
     if args.time_stride is None and args.unit == "jamo" and not args.conv_strides:
         args.time_stride = JAMO_TIME_STRIDE
     return args
@@ -273,20 +271,21 @@ def build_trainer(kit: Kit, args) -> Trainer:
         features = FeatureConfig(win_ms=args.win_ms, trim_db=args.trim_silence)
         kit.recognizer = SpeechRecognizer.create(args.model, tokenizer, features, text_config, kit.device,
                                                  **model_opts)
+    tokenizer = kit.recognizer.tokenizer  # a forked session keeps its checkpoint's units
+    lm_order = args.lm_order if args.lm_order is not None else LM_ORDER_BY_UNIT.get(tokenizer.kind, 0)
     kit.recognizer.decoder_config = DecoderConfig(
-        decoder=args.decoder, beam_width=args.beam_width, lm_weight=args.lm_weight if args.lm_order else 0.0,
+        decoder=args.decoder, beam_width=args.beam_width, lm_weight=args.lm_weight if lm_order else 0.0,
         lm_bonus=args.lm_bonus, infer_budget_s=args.infer_budget_s, merge_repeats=not args.no_merge_repeats)
-    tokenizer = kit.recognizer.tokenizer
-    if args.decoder == "beam" and args.lm_order > 0 and args.lm_weight > 0 and tokenizer.kind not in LM_ORDER_BY_UNIT:
+    if args.decoder == "beam" and lm_order > 0 and args.lm_weight > 0 and tokenizer.kind not in LM_ORDER_BY_UNIT:
         print(f"[lm] the n-gram LM needs --unit char or jamo; beam search without LM for --unit {tokenizer.kind}")
-    elif args.decoder == "beam" and args.lm_order > 0 and args.lm_weight > 0:
+    elif args.decoder == "beam" and lm_order > 0 and args.lm_weight > 0:
         # Training transcripts only: a language model that saw validation text would flatter its CER.
         # It counts the units the model emits (syllables or jamo), so fusion adds a score per emitted unit.
         lm_texts = ["".join(tokenizer.split(u.text)) for u in train_utts]
-        kit.recognizer.lm = CharNgramLM.train(lm_texts, order=args.lm_order, max_texts=args.lm_max_texts,
+        kit.recognizer.lm = CharNgramLM.train(lm_texts, order=lm_order, max_texts=args.lm_max_texts,
                                               seed=args.seed)
         sampled = f"a random {args.lm_max_texts} of " if len(lm_texts) > args.lm_max_texts else ""
-        print(f"[lm] {args.lm_order}-gram of {tokenizer.kind} units from {sampled}{len(lm_texts)} training "
+        print(f"[lm] {lm_order}-gram of {tokenizer.kind} units from {sampled}{len(lm_texts)} training "
               f"transcripts", flush=True)
     n_params = sum(p.numel() for p in kit.recognizer.model.parameters())
     print(f"[model] {kit.recognizer.model_name}: {n_params / 1e6:.2f} M parameters, "

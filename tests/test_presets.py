@@ -203,3 +203,12 @@ def test_specaugment_copies_leave_the_clean_rows_clean(dataset):
 def test_specaugment_default_and_auto(argv, expected):
     import main
     assert main.use_specaugment(main.parse_args(argv)) is expected
+
+
+def test_a_forked_session_keeps_its_units_and_their_lm_order(dataset):
+    kit, _ = build(dataset, "--unit", "char")
+    assert kit.recognizer.tokenizer.kind == "char" and kit.recognizer.lm.order == 5
+    kit.recognizer.lm = None
+    # as after `nsml fork`: the loaded recognizer is kept, while the defaults now say jamo
+    main.build_trainer(kit, main.parse_args(["--dataset_path", dataset, "--valid_fraction", "0.3"]))
+    assert kit.recognizer.tokenizer.kind == "char" and kit.recognizer.lm.order == 5
