@@ -77,6 +77,10 @@ def test_lm_round_trips_through_a_weights_only_checkpoint(tmp_path):
     loaded = CharNgramLM.from_state_dict(load_checkpoint(path)["lm"])  # torch.load(weights_only=True)
     for text in ["가나다", "라마", "마가"]:
         assert loaded.score(text) == lm.score(text)
+    assert loaded.counts == lm.counts and isinstance(lm.state_dict()["counts_blob"], bytes)
+    # checkpoints from before the compact format (counts as nested dicts) still load
+    legacy = {"kind": "char_ngram_kn", "order": lm.order, "discount": lm.discount, "counts": lm.counts}
+    assert CharNgramLM.from_state_dict(legacy).score("가나다") == lm.score("가나다")
 
 
 def test_lm_pruning_bounds_size_and_stays_normalised():
