@@ -358,10 +358,12 @@ def tune_lm_fusion_of_best(kit: Kit, best_weights: dict):
     (val_cer, weight, bonus), default = results[0], kit.recognizer.decoder_config
     before = {(w, b): c for c, w, b in results}.get((default.lm_weight, default.lm_bonus))
     kit.recognizer.decoder_config = replace(default, lm_weight=weight, lm_bonus=bonus)
+    lowest = min(results)
+    kept = f"; {lowest[1]}/{lowest[2]} scored {lowest[0]:.4f}, within noise" if lowest[0] < val_cer else ""
     print(f"[lm] fusion tuned on {min(len(kit.trainer.valid_utts), FusionGrid.max_utterances)} validation "
           f"utterances in {time.time() - start:.0f} s: lm_weight {weight}, lm_bonus {bonus}, beam val_cer "
-          f"{val_cer:.4f}" + (f" (given {default.lm_weight}/{default.lm_bonus}: {before:.4f})" if before is not None
-                              else ""), flush=True)
+          f"{val_cer:.4f}" + (f" (given {default.lm_weight}/{default.lm_bonus}: {before:.4f}{kept})"
+                              if before is not None else ""), flush=True)
     nsml.report(summary=True, scope=None, step=kit.trainer.epoch, tuned_lm_weight=weight, tuned_lm_bonus=bonus,
                 tuned_beam_val_cer=val_cer)
     nsml.save("best")

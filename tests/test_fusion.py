@@ -81,3 +81,23 @@ def test_the_grid_grows_past_an_upper_edge_the_best_point_lies_on(tmp_path):
     results = tune_lm_fusion(GradedRecognizer(texts, right=beyond), utts, FusionGrid(extensions=0))
     assert results[0][1:] == (top_w, top_b) and results[0][0] > 0
     assert len(results) == len(FusionGrid.weights) * len(FusionGrid.bonuses) + 1  # + the given (0.3, 0.5)
+
+
+class OneUtteranceRecognizer(ScriptedRecognizer):
+    """Only the first utterance depends on the weights: `right` gets its last character right."""
+
+    def decode(self, log_probs, lengths, decoder):
+        ids = [int(round(float(w[0]) * 100)) for w in log_probs]
+        right = (decoder.lm_weight, decoder.lm_bonus) == self.right
+        return [self.texts[i][:-1] if i == 0 and not right else self.texts[i] for i in ids]
+
+
+def test_a_gain_within_noise_keeps_the_given_weights(tmp_path):
+    texts = ["가나다", "라마바", "사아자", "차카타", "파하가", "나다라", "마바사", "아자차", "카타파", "하가나"]
+    utts = utterances(tmp_path, texts)
+    results = tune_lm_fusion(OneUtteranceRecognizer(texts, right=(0.8, 1.0)), utts)
+    # one character of ten utterances: the lowest CER, but a difference of one standard error
+    assert results[0][1:] == (0.3, 0.5) and results[1][1:] == (0.8, 1.0) and results[1][0] < results[0][0]
+    # without the noise rule, the lowest CER wins
+    results = tune_lm_fusion(OneUtteranceRecognizer(texts, right=(0.8, 1.0)), utts, FusionGrid(min_gain_se=0.0))
+    assert results[0][1:] == (0.8, 1.0)
