@@ -25,9 +25,9 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from modules.data import DurationBatchSampler  # noqa: E402
-from modules.models import build_model  # noqa: E402
-from modules.models.attention import SOS_EOS  # noqa: E402
+from modules.samplers import DurationBatchSampler  # noqa: E402
+from modules.transcribe.models import build_model  # noqa: E402
+from modules.transcribe.models.attention import SOS_EOS  # noqa: E402
 
 
 @torch.no_grad()

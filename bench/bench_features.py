@@ -28,9 +28,10 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from modules.audio import load_audio  # noqa: E402
-from modules.data import DurationBatchSampler, read_training_set  # noqa: E402
-from modules.feature_cache import FeatureCache  # noqa: E402
 from modules.features import FeatureConfig, LogMelFilterbank  # noqa: E402
+from modules.samplers import DurationBatchSampler  # noqa: E402
+from modules.transcribe.corpus import read_training_set  # noqa: E402
+from modules.transcribe.feature_cache import FeatureCache  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -21,8 +21,9 @@ import torch
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [REPO, os.path.join(REPO, "tools")]
 from classification_eval import kl_row, read_table, score  # noqa: E402
-from modules.checkpoint import load_checkpoint  # noqa: E402
-from modules.classifier import AudioClassifier  # noqa: E402
+
+from modules.checkpoint import load_file  # noqa: E402
+from modules.classify.classifier import AudioClassifier  # noqa: E402
 
 
 def standard_error(accuracy: float, n: int) -> float:
@@ -76,7 +77,7 @@ def main(argv=None):
     p.add_argument("--command", default="", help="the training command, recorded with the figures")
     p.add_argument("--out", default=os.path.join(REPO, "bench", "results", "classify_ensemble.json"))
     args = p.parse_args(argv)
-    classifier = AudioClassifier.from_state_dict(load_checkpoint(args.checkpoint)["classifier"], torch.device("cpu"))
+    classifier = AudioClassifier.from_state_dict(load_file(args.checkpoint)["classifier"], torch.device("cpu"))
     folder = os.path.join(args.dataset, "test", "test_data")
     names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
     paths = [os.path.join(folder, n) for n in names]

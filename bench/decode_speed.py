@@ -16,12 +16,14 @@ from dataclasses import replace
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from modules.checkpoint import load_checkpoint  # noqa: E402
-from modules.data import DurationBatchSampler, SpeechDataset, collate, read_training_set, split_by_sentence  # noqa: E402
-from modules.decoding import DecoderConfig  # noqa: E402
+from modules.checkpoint import load_file  # noqa: E402
 from modules.metrics import cer  # noqa: E402
-from modules.recognizer import SpeechRecognizer  # noqa: E402
+from modules.samplers import DurationBatchSampler  # noqa: E402
 from modules.text import TextConfig  # noqa: E402
+from modules.transcribe.corpus import read_training_set  # noqa: E402
+from modules.transcribe.dataset import SpeechDataset, collate  # noqa: E402
+from modules.transcribe.recognizer import SpeechRecognizer  # noqa: E402
+from modules.transcribe.split import split_by_sentence  # noqa: E402
 
 
 def main():
@@ -33,7 +35,7 @@ def main():
     p.add_argument("--out", default="bench/decode_speed.txt")
     args = p.parse_args()
     path = args.checkpoint if os.path.isfile(args.checkpoint) else os.path.join(args.checkpoint, "model.pt")
-    state = load_checkpoint(path)["recognizer"]
+    state = load_file(path)["recognizer"]
     rec = SpeechRecognizer.from_state_dict(state, torch.device("cpu"))
     utts = read_training_set(args.dataset, TextConfig(**state["text_config"]))
     _, valid = split_by_sentence(utts, args.valid_fraction, args.seed)  # same split as main.py's train()

@@ -24,8 +24,8 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from modules.audio import audio_duration, load_audio  # noqa: E402
-from modules.data import DurationBatchSampler  # noqa: E402
 from modules.features import FeatureConfig, LogMelFilterbank  # noqa: E402
+from modules.samplers import DurationBatchSampler  # noqa: E402
 
 TEST_SET_2021 = 10_000   # utterances in the 2021 competition's test set
 TIME_LIMIT = 3600.0      # seconds NSML gives a submit's inference
@@ -39,16 +39,22 @@ def peak_rss_mib() -> float:
 def training_throughput(main_argv: list, steps: int = 20, warmup: int = 2) -> dict:
     """Audio seconds trained per second over `steps` optimizer steps after `warmup` steps.
 
-    The Trainer is built exactly as `python main.py <main_argv>` builds it, and the
-    batches are the first of its seeded epoch order (the same ones on every run),
+    The trainer is built by the transcription recipe exactly as `python main.py <main_argv>`
+    builds it (`--dataset_path D` and `--device` as in main.py; every other option the task's),
+    and the batches are the first of its seeded epoch order (the same ones on every run),
     data loading included, validation excluded.
     """
-    import main  # the entry file: its options, presets and Trainer construction
-    args = main.parse_args(main_argv)
-    kit = main.Kit(torch.device(args.device) if args.device else main.default_device())
-    trainer = main.build_trainer(kit, args)
-    kit.recognizer.model.train()
-    sample_rate = kit.recognizer.feature_config.sample_rate
+    from modules.tasks import default_device
+    from modules.transcribe import parse_options, recipe
+    kit_argv = argparse.ArgumentParser(add_help=False)
+    kit_argv.add_argument("--dataset_path", required=True)
+    kit_argv.add_argument("--device", default=None)
+    args, task_argv = kit_argv.parse_known_args(main_argv)
+    device = torch.device(args.device) if args.device else default_device()
+    trainer = recipe.build(parse_options(task_argv), args.dataset_path, device)
+    rec = trainer.recognizer
+    rec.model.train()
+    sample_rate = rec.feature_config.sample_rate
     done, audio, padded, elapsed, epoch = 0, 0.0, 0.0, 0.0, 0
     start = None
     while done < warmup + steps:
@@ -69,14 +75,14 @@ def training_throughput(main_argv: list, steps: int = 20, warmup: int = 2) -> di
     elapsed = time.perf_counter() - start
     return {"audio_seconds_per_second": audio / elapsed, "steps": steps, "warmup_steps": warmup,
             "seconds": elapsed, "audio_seconds": audio, "padding_fraction": 1 - audio / max(padded, 1e-9),
-            "parameters": sum(p.numel() for p in kit.recognizer.model.parameters()),
+            "parameters": sum(p.numel() for p in rec.model.parameters()),
             "peak_rss_mib": peak_rss_mib()}
 
 
 def inference_speed(recognizer, paths: list, batch_seconds: float) -> dict:
     """Real-time factor of transcribing `paths` (batch_seconds 0 = one file at a time),
     and the time that projects to for the 2021 test set of 10,000 utterances."""
-    from modules.inference import transcribe_files
+    from modules.transcribe.inference import transcribe_files
     audio = sum(audio_duration(p) for p in paths)
     transcribe_files(recognizer, paths[:1], batch_seconds=batch_seconds, progress=False)  # warm up
     start = time.perf_counter()
@@ -91,8 +97,8 @@ def inference_speed(recognizer, paths: list, batch_seconds: float) -> dict:
 def test_cer(recognizer, paths: list, references: list, batch_seconds: float) -> dict:
     """CER of the recognizer's current decoder on `paths` against `references` (the submit's
     metric: spaces removed), and the seconds per utterance of the whole transcription."""
-    from modules.inference import transcribe_files
     from modules.metrics import cer
+    from modules.transcribe.inference import transcribe_files
     start = time.perf_counter()
     hyps = transcribe_files(recognizer, paths, batch_seconds=batch_seconds, progress=False)
     elapsed = time.perf_counter() - start

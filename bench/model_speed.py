@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from modules.models import build_model  # noqa: E402
+from modules.transcribe.models import build_model  # noqa: E402
 
 CONFIGS = [("deepspeech2", {}), ("conformer", {"size": "small"}), ("conformer", {"size": "small", "time_stride": 6})]
 

@@ -203,20 +203,17 @@ def throughput(name: str, argv: list, corpus: str, a) -> dict:
 # -- in-process measurements ---------------------------------------------------
 
 def load_recognizer(path):
+    """The recognizer of a checkpoint's model.pt (any format the kit has written)."""
     import torch
-    from modules.checkpoint import load_checkpoint
-    from modules.recognizer import SpeechRecognizer
-    return SpeechRecognizer.from_state_dict(load_checkpoint(path)["recognizer"], torch.device("cpu"))
+
+    from modules.checkpoint import read_checkpoint
+    from modules.transcribe.recognizer import SpeechRecognizer
+    return SpeechRecognizer.from_state_dict(read_checkpoint(os.path.dirname(path))[1]["recognizer"],
+                                            torch.device("cpu"))
 
 
 def parameters(checkpoint: str) -> int:
     return sum(p.numel() for p in load_recognizer(checkpoint).model.parameters())
-
-
-def main_option(argv, option):
-    """The value main.py would use for `option` under argv (the preset machinery included)."""
-    import main
-    return getattr(main.parse_args(argv), option)
 
 
 def inference(runs: dict, corpus: str, a) -> dict:
@@ -225,8 +222,7 @@ def inference(runs: dict, corpus: str, a) -> dict:
     paths = paths[: a.infer_files] if a.infer_files else paths
     kit = load_recognizer(runs["kit"]["checkpoint"])
     base = load_recognizer(runs["baseline2022"]["checkpoint"])
-    kit_batch = main_option(CONFIGS["kit"], "infer_batch_seconds")
-    base_batch = main_option(CONFIGS["baseline2022"], "infer_batch_seconds")
+    kit_batch, base_batch = kit.decoder_config.batch_seconds, base.decoder_config.batch_seconds  # as trained
     results = {}
     for key, rec, batch in (("kit_batched", kit, kit_batch), ("kit_one_by_one", kit, 0.0),
                             ("baseline2022_one_by_one", base, base_batch)):
@@ -240,8 +236,9 @@ def test_cer_by_decoder(runs: dict, corpus: str) -> dict:
     """Each trained checkpoint's test CER under each decoder that applies to it (in-process; the
     submit decodes only as trained). The baseline keeps its own decoder (greedy without merging)."""
     from dataclasses import replace
-    from modules.data import read_label_csv
-    references = dict(read_label_csv(os.path.join(corpus, "test", "test_label")))
+
+    from modules.text import read_label_records
+    references = {r["filename"]: r["text"] for r in read_label_records(os.path.join(corpus, "test", "test_label"))}
     folder = os.path.join(corpus, "test", "test_data")
     names = sorted(references)
     paths = [os.path.join(folder, n) for n in names]
@@ -254,7 +251,7 @@ def test_cer_by_decoder(runs: dict, corpus: str) -> dict:
         else:
             decoders = {k: v for k, v in DECODERS.items()
                         if (k != "beam+LM" or rec.lm is not None) and (k != "attention" or rec.model_name == "attention")}
-        batch = main_option(run["argv"], "infer_batch_seconds")
+        batch = as_trained.batch_seconds
         results[name] = {}
         for decoder, changes in decoders.items():
             rec.decoder_config = replace(as_trained, **changes)

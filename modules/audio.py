@@ -3,7 +3,9 @@
 Competitions ship headerless 16 kHz int16 PCM (2022), RIFF WAV with extra chunks
 (2019), and participants bring WAV/FLAC at other rates, widths and channel counts.
 Everything goes through `load_audio`, which raises `AudioError` with a message
-naming the file when it cannot give a usable waveform.
+naming the file when it cannot give a usable waveform; `usable_duration` is the one
+check that a listed file can be trained on, and `list_audio_files` the one rule for
+which files of a folder are inputs.
 """
 import os
 import warnings
@@ -35,6 +37,27 @@ def audio_duration(path: str) -> float:
         return info.frames / info.samplerate
     except (OSError, RuntimeError, soundfile.LibsndfileError) as e:
         raise AudioError(f"{path}: cannot read audio header ({e})") from e
+
+
+def usable_duration(path: str):
+    """(duration in seconds, None) for a file that can be used, else (None, why not), read from the
+    header only. Both tasks check their training files with this before training starts."""
+    if not os.path.isfile(path):
+        return None, "label row without audio file"
+    try:
+        duration = audio_duration(path)
+    except AudioError as e:
+        return None, str(e).removeprefix(f"{path}: ")
+    if duration <= 0:
+        return None, "empty audio"
+    return duration, None
+
+
+def list_audio_files(folder: str) -> list:
+    """Names of the input files in `folder`, sorted: every regular file but hidden ones (`.DS_Store`,
+    editor swap files), which NSML does not stage either. `infer` returns one record per name."""
+    return sorted(f for f in os.listdir(folder)
+                  if not f.startswith(".") and os.path.isfile(os.path.join(folder, f)))
 
 
 def load_audio(path: str, sample_rate: int = SAMPLE_RATE, trim_db: float = 0.0) -> np.ndarray:

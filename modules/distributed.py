@@ -1,7 +1,7 @@
 """Data-parallel training across processes launched by `torchrun` (one per GPU), or a single process.
 
 `torchrun --nproc_per_node N main.py ...` sets RANK / WORLD_SIZE / LOCAL_RANK; without them
-everything here is a no-op and the kit runs as one process, on CPU or one GPU.
+everything here is a no-op and the kit runs as one plain process, on CPU or one GPU.
 """
 import os
 
@@ -11,8 +11,9 @@ import torch.distributed as dist
 
 def init_from_env():
     """Join the process group torchrun describes; returns the device this rank should use (or None)."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1 or dist.is_initialized():
+    # torchrun sets RANK even for one process: a 1-process group still runs the DDP path (nccl on a GPU),
+    # which is how bench/gpu_check.sh exercises it on a machine with one GPU.
+    if "RANK" not in os.environ or dist.is_initialized():
         return None
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available():

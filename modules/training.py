@@ -1,37 +1,33 @@
-"""The training loop: AdamW, warmup + cosine decay, gradient clipping, validation every epoch.
+"""The one training loop: optimizer steps, the LR schedule, the time budget, validation every epoch.
 
-The alternatives (Adam, tri-stage LR, batches by count, SpecAugment copies) exist to
-reproduce the 2022 baseline's recipe (`--preset baseline2022`, modules/presets.py).
-Also: mixed precision and torch.compile on GPU, DDP across torchrun processes, and averaging
-the weights of the last epochs.
+Both tasks train through `Trainer.fit`. A task's trainer (transcribe/trainer.py,
+classify/trainer.py) subclasses `Trainer` and supplies two things:
+
+    loss(batch)  -> (loss tensor, amount of data in the batch: audio seconds, clips)
+    evaluate()   -> validation metrics, including the one named by `metric`
+
+Everything else is here, once: AdamW (or Adam), linear warmup then cosine (or KoSpeech's
+tri-stage) decay by progress = max(steps done / steps planned, time used / --max_minutes),
+gradient clipping, mixed precision and torch.compile, DDP across torchrun processes (batches
+sharded, uneven shards weighted, every rank stops together), a progress bar (a plain line a
+minute in a log file), heap trimming, and best-epoch tracking.
 """
 import contextlib
 import math
-import os
 import time
-import warnings
-from collections import deque
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import distributed
-from .data import BatchByCountSampler, DurationBatchSampler, SpeechDataset, collate
-from .decoding import DecoderConfig
-from .feature_cache import FeatureCache
-from .features import SpecAugmentConfig
 from .memory import HeapTrimmer
-from .metrics import cer
 
 
 @dataclass
-class TrainConfig:
+class LoopConfig:
     epochs: int = 100
     max_minutes: float = 0.0       # wall-clock budget for this session's training; 0 = none
-    batch_seconds: float = 0.0     # padded audio seconds per batch; 0 = auto (CPU 90, GPU 900)
-    batch_size: int = 0            # >0: batches of this many utterances instead (2022 baseline: 128)
     optimizer: str = "adamw"       # or "adam" (2022 baseline; weight_decay is then an L2 term)
     lr: float = 2e-3               # peak learning rate
     weight_decay: float = 1e-2
@@ -39,18 +35,11 @@ class TrainConfig:
     warmup_fraction: float = 0.08  # of training progress
     final_lr_ratio: float = 0.05
     grad_clip: float = 5.0
-    specaugment: bool = True
-    speed_factors: tuple = ()      # each training batch is played at one of these speeds, e.g. (0.9, 1.0, 1.1)
-    specaugment_copies: bool = False  # each epoch: every utterance once clean + once augmented (2022 baseline)
-    sortagrad: bool = False
-    num_workers: int = 0
-    feature_cache: str = ""        # folder of the on-disk feature cache; "" = compute features every batch
-    seed: int = 0
-    amp: str = "auto"           # auto (bf16/fp16 on GPU, off on CPU) | off | bf16 | fp16
-    compile: bool = False       # torch.compile the model for training (pays on GPU, rarely on CPU)
-    average_last: int = 0       # keep the last N epochs' weights to average at the end; 0 = off
-    ctc_weight: float = 0.3     # models with a decoder loss: ctc_weight * CTC + (1 - ctc_weight) * decoder
+    amp: str = "auto"              # auto (bf16/fp16 on GPU, off on CPU) | off | bf16 | fp16
+    compile: bool = False          # torch.compile the model for training (pays on GPU, rarely on CPU)
+    num_workers: int = 0           # DataLoader worker processes
     heap_limit_mib: float = 1536.0  # give freed heap memory back when the process is larger; 0 = never (memory.py)
+    seed: int = 0
 
 
 def amp_dtype(amp: str, device: torch.device):
@@ -79,8 +68,8 @@ def budget_spent(start: float, max_minutes: float) -> bool:
 
 def warmup_cosine_lr(progress: float, config) -> float:
     """Learning rate at `progress` (0..1) of training: linear warmup, then cosine decay to
-    `final_lr_ratio`. `config` has lr, warmup_fraction, final_lr_ratio (any of the trainers' configs),
-    and optionally lr_schedule = "tri_stage" (the 2022 baseline's, see below)."""
+    `final_lr_ratio`. `config` has lr, warmup_fraction, final_lr_ratio and optionally
+    lr_schedule = "tri_stage" (the 2022 baseline's, see below)."""
     p, c = min(progress, 1.0), config
     if p < c.warmup_fraction:  # linear from lr / 100 (KoSpeech's init_lr_scale) to lr
         return c.lr * max(p / c.warmup_fraction, 0.01)
@@ -91,118 +80,76 @@ def warmup_cosine_lr(progress: float, config) -> float:
     return c.lr * (c.final_lr_ratio + (1 - c.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * decay)))
 
 
+OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
+
+
 class Trainer:
-    def __init__(self, recognizer, config: TrainConfig, train_utts: list, valid_utts: list):
-        self.recognizer, self.config = recognizer, config
-        if not config.batch_seconds:
-            config.batch_seconds = 900.0 if recognizer.device.type == "cuda" else 90.0
-        torch.manual_seed(config.seed)
-        self.cache = FeatureCache(config.feature_cache, recognizer.feature_config) if config.feature_cache else None
-        self.train_utts = self._trainable(train_utts)
-        self.valid_utts = valid_utts
-        # With copies, items [n, 2n) of the epoch list are the SpecAugment copies of [0, n).
-        self.epoch_utts = self.train_utts * (2 if config.specaugment_copies and config.specaugment else 1)
-        # Batch sizes are per process: with W processes the global batch is W times larger,
-        # and each global batch is split between the ranks (the same batches as one process).
-        world = distributed.world_size()
-        if config.batch_size:
-            self.train_sampler = BatchByCountSampler(len(self.epoch_utts), config.batch_size * world, seed=config.seed)
-        else:
-            self.train_sampler = DurationBatchSampler([u.duration for u in self.epoch_utts],
-                                                      config.batch_seconds * world, shuffle=True, seed=config.seed,
-                                                      sortagrad=config.sortagrad)
-        if world > 1:
-            self.train_sampler = distributed.ShardedBatchSampler(self.train_sampler, distributed.rank(), world)
-        self.train_loader = self._loader(self.epoch_utts, self.train_sampler)
-        self.valid_loader = self._loader(valid_utts, DurationBatchSampler(
-            [u.duration for u in valid_utts], 2 * config.batch_seconds, shuffle=False))
-        optimizers = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
-        if config.optimizer not in optimizers or config.lr_schedule not in ("cosine", "tri_stage"):
+    """Trains `model` on the batches of `train_loader` (whose batch sampler has `set_epoch`).
+
+    metric / higher_is_better: the validation metric that decides `improved` and `best`.
+    `net` is what a training step runs: the model itself, maybe compiled, maybe DDP-wrapped;
+    checkpoints always save the model, so their keys never change.
+    """
+
+    metric = "val_loss"
+    higher_is_better = False
+
+    def __init__(self, model: torch.nn.Module, config: LoopConfig, device: torch.device, train_loader):
+        if config.optimizer not in OPTIMIZERS or config.lr_schedule not in ("cosine", "tri_stage"):
             raise ValueError(f"unknown optimizer {config.optimizer!r} or lr_schedule {config.lr_schedule!r}")
-        self.optimizer = optimizers[config.optimizer](recognizer.model.parameters(), lr=config.lr,
+        self.model, self.config, self.device, self.train_loader = model, config, device, train_loader
+        self.optimizer = OPTIMIZERS[config.optimizer](model.parameters(), lr=config.lr,
                                                       weight_decay=config.weight_decay)
-        device = recognizer.device
         self.amp_dtype = amp_dtype(config.amp, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
-        # The network the training step runs: the model itself, maybe compiled, maybe DDP-wrapped.
-        # Checkpoints always save recognizer.model, so their keys never change.
-        self.net = recognizer.model
-        if config.compile:
-            self.net = torch.compile(self.net, dynamic=True)
-        if world > 1:
+        self.net = torch.compile(model, dynamic=True) if config.compile else model
+        if distributed.is_distributed():  # under torchrun, even with one process
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.net, device_ids=[device.index] if device.type == "cuda" else None)
-        self.recent_weights = deque(maxlen=max(config.average_last, 0))
-        self.total_steps = config.epochs * len(self.train_sampler)
-        self.augment = SpecAugmentConfig() if config.specaugment else None
-        self.speed_factors = tuple(config.speed_factors)
-        if self.speed_factors and self.cache is not None:
-            print("[train] speed perturbation needs waveforms; the feature cache stores features, "
-                  "so it is off in this run", flush=True)
-            self.speed_factors = ()
+        self.total_steps = config.epochs * len(train_loader)
         self.epoch = self.step = 0
-        self.best_cer = math.inf
+        self.best = -math.inf if self.higher_is_better else math.inf
         self.trim_heap = HeapTrimmer(config.heap_limit_mib)
-        self.session_start = time.time()
+        self.start = time.time()
 
-    def _trainable(self, utts):
-        """Drop utterances with more units than the model has output frames (CTC cannot align them)."""
-        rec, keep = self.recognizer, []
-        for u in utts:
-            frames = rec.featurizer.frame_lengths(torch.tensor([int(u.duration * rec.feature_config.sample_rate)]))
-            if int(rec.model.output_lengths(frames)[0]) >= len(rec.tokenizer.encode(u.text)):
-                keep.append(u)
-            else:
-                warnings.warn(f"{u.path}: {u.duration:.2f} s is too short for its {len(u.text)}-character "
-                              "transcript; skipped")
-        if not keep:
-            raise ValueError("no training utterance is long enough for its transcript")
-        return keep
+    # -- what a task supplies -------------------------------------------------------------------
+    def loss(self, batch):
+        """(loss tensor, amount of data in `batch`) for one training batch."""
+        raise NotImplementedError
 
-    def _loader(self, utts, sampler):
-        dataset = SpeechDataset(utts, self.recognizer.tokenizer, self.recognizer.feature_config.trim_db, self.cache)
-        return torch.utils.data.DataLoader(dataset, batch_sampler=sampler,
-                                           collate_fn=collate, num_workers=self.config.num_workers)
+    def evaluate(self) -> dict:
+        """Validation metrics, including `self.metric`."""
+        raise NotImplementedError
 
+    def after_epoch(self, improved: bool):
+        """Called after each epoch's validation (weight averaging, keeping the best weights)."""
+
+    # -- the loop ---------------------------------------------------------------------------------
     def progress(self) -> float:
-        return training_progress(self.step, self.total_steps, self.session_start, self.config.max_minutes)
+        return training_progress(self.step, self.total_steps, self.start, self.config.max_minutes)
 
     def learning_rate(self) -> float:
         return warmup_cosine_lr(self.progress(), self.config)
 
     def out_of_time(self) -> bool:
-        return budget_spent(self.session_start, self.config.max_minutes)
+        return budget_spent(self.start, self.config.max_minutes)
+
+    def out_of_time_all_ranks(self) -> bool:
+        """Stop together: one rank leaving the loop alone would hang the others' all-reduce."""
+        if distributed.world_size() == 1:
+            return self.out_of_time()
+        return distributed.all_reduce_sum([float(self.out_of_time())])[0] > 0
 
     def autocast(self):
         if self.amp_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(self.recognizer.device.type, dtype=self.amp_dtype)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def loss(self, batch, augment, augment_rows=None, net=None, speed: float = 1.0):
-        """CTC loss (plus the model's decoder loss, if it has one), log-probs and output lengths."""
-        if "feats" in batch:  # from the feature cache
-            feats, feat_lengths = self.recognizer.augment_features(batch["feats"], batch["feat_lengths"], augment,
-                                                                   augment_rows)
-        else:
-            feats, feat_lengths = self.recognizer.features(batch["waves"], batch["wave_lengths"], augment,
-                                                           augment_rows, speed)
-        targets, target_lengths = batch["targets"].to(feats.device), batch["target_lengths"].to(feats.device)
-        with self.autocast():
-            log_probs, lengths = (net or self.net)(feats, feat_lengths)
-        log_probs = log_probs.float()  # CTC in full precision
-        loss = F.ctc_loss(log_probs.transpose(0, 1), targets, lengths, target_lengths, blank=0, zero_infinity=True)
-        model = self.recognizer.model
-        if hasattr(model, "decoder_loss"):  # attention models: joint CTC + decoder cross-entropy
-            with self.autocast():
-                dec = model.decoder_loss(targets, target_lengths)
-            loss = self.config.ctc_weight * loss + (1 - self.config.ctc_weight) * dec.float()
-        return loss, log_probs, lengths
-
-    def train_step(self, batch) -> float:
-        """One optimizer step on `batch`; returns its loss."""
+    def train_step(self, batch) -> tuple:
+        """One optimizer step on `batch`; returns (its loss, its amount of data)."""
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate()
-        loss, _, _ = self.loss(batch, self.augment, self.augment_rows(batch), speed=self.batch_speed())
+        loss, amount = self.loss(batch)
         weighted = loss
         if distributed.world_size() > 1:
             # DDP averages gradients over ranks with equal weight; a global batch split unevenly
@@ -212,78 +159,39 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(weighted).backward()
         self.scaler.unscale_(self.optimizer)
-        torch.nn.utils.clip_grad_norm_(self.recognizer.model.parameters(), self.config.grad_clip)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.step += 1
-        return loss.item()
+        return loss.item(), amount
 
     def train_epoch(self) -> dict:
-        self.recognizer.model.train()
-        self.train_sampler.set_epoch(self.epoch)
-        total, audio_seconds, count, start = 0.0, 0.0, 0, time.time()
+        """One pass over the training batches (or until the budget ends): mean loss and data per second."""
+        self.model.train()
+        self.train_loader.batch_sampler.set_epoch(self.epoch)
+        total, amount, count, start = 0.0, 0.0, 0, time.time()
         # A live bar on a terminal; in a log file (NSML, `nsml logs`) a plain line a minute instead.
-        # Under DDP only rank 0 shows progress.
         main_process = distributed.is_main_process()
         bar = tqdm(self.train_loader, desc=f"epoch {self.epoch + 1}", unit="batch", leave=False,
                    disable=None if main_process else True)
         last_line = start
         for batch in bar:
-            if batch is None:
+            if batch is None:  # every item of the batch failed to load (each was named in a warning)
                 continue
-            total += self.train_step(batch)
-            count += 1
+            loss, batch_amount = self.train_step(batch)
+            total, amount, count = total + loss, amount + batch_amount, count + 1
             self.trim_heap()
-            fc = self.recognizer.feature_config
-            audio_seconds += (float(batch["wave_lengths"].sum()) / fc.sample_rate if "wave_lengths" in batch
-                              else float(batch["feat_lengths"].sum()) * fc.hop_ms / 1000)  # cached features
             bar.set_postfix(loss=f"{total / count:.3f}", lr=f"{self.learning_rate():.2e}")
             if main_process and bar.disable and time.time() - last_line > 60:
                 last_line = time.time()
-                print(f"  epoch {self.epoch + 1} step {count}/{len(self.train_sampler)} "
+                print(f"  epoch {self.epoch + 1} step {count}/{len(self.train_loader)} "
                       f"loss {total / count:.3f} lr {self.learning_rate():.2e}", flush=True)
             if self.out_of_time_all_ranks():
                 break
         bar.close()
         elapsed = time.time() - start
-        total, count, audio_seconds = distributed.all_reduce_sum([total, count, audio_seconds])
-        return {"train_loss": total / max(count, 1), "audio_per_second": audio_seconds / max(elapsed, 1e-9)}
-
-    def batch_speed(self) -> float:
-        """A random one of the speed factors (1.0 without them), from the seeded torch generator."""
-        if not self.speed_factors:
-            return 1.0
-        return float(self.speed_factors[int(torch.randint(len(self.speed_factors), ()))])
-
-    def augment_rows(self, batch):
-        """Which rows of a training batch get SpecAugment: all (None), or only the copies."""
-        if len(self.epoch_utts) == len(self.train_utts):
-            return None
-        return torch.tensor(batch["indices"]) >= len(self.train_utts)
-
-    def out_of_time_all_ranks(self) -> bool:
-        """Stop together: one rank leaving the loop alone would hang the others' all-reduce."""
-        if distributed.world_size() == 1:
-            return self.out_of_time()
-        return distributed.all_reduce_sum([float(self.out_of_time())])[0] > 0
-
-    @torch.no_grad()
-    def evaluate(self, decoder: DecoderConfig = DecoderConfig()) -> dict:
-        """Validation loss and CER; greedy decoding unless `decoder` says otherwise."""
-        self.recognizer.model.eval()
-        total, count, hyps, refs = 0.0, 0, [], []
-        for batch in self.valid_loader:
-            if batch is None:
-                continue
-            # never augment validation; the plain model, so ranks need not evaluate in step
-            loss, log_probs, lengths = self.loss(batch, augment=None, net=self.recognizer.model)
-            total += loss.item() * len(lengths)
-            count += len(lengths)
-            hyps += self.recognizer.decode(log_probs, lengths, decoder=decoder)
-            refs += [self.valid_utts[i].text for i in batch["indices"]]
-            self.trim_heap()
-        return {"val_loss": total / max(count, 1), "val_cer": cer(hyps, refs) if hyps else 1.0,
-                "val_examples": list(zip(hyps[:3], refs[:3]))}
+        total, count, amount = distributed.all_reduce_sum([total, count, amount])
+        return {"train_loss": total / max(count, 1), "throughput": amount / max(elapsed, 1e-9)}
 
     def fit(self, on_epoch_end=None):
         """Train until `epochs` or the time budget; `on_epoch_end(metrics)` runs after each
@@ -292,40 +200,22 @@ class Trainer:
             metrics = self.train_epoch()
             metrics.update(self.evaluate())
             self.epoch += 1
-            if self.recent_weights.maxlen:
-                self.recent_weights.append({k: v.detach().to("cpu", copy=True)
-                                            for k, v in self.recognizer.model.state_dict().items()})
-            improved = metrics["val_cer"] < self.best_cer
-            self.best_cer = min(self.best_cer, metrics["val_cer"])
-            metrics.update(epoch=self.epoch, improved=improved, lr=self.learning_rate(),
-                           minutes=(time.time() - self.session_start) / 60)
+            score = metrics[self.metric]
+            improved = score > self.best if self.higher_is_better else score < self.best
+            if improved:
+                self.best = score
+            self.after_epoch(improved)
+            metrics.update(epoch=self.epoch, step=self.step, improved=improved, lr=self.learning_rate(),
+                           minutes=(time.time() - self.start) / 60)
             stop = bool(on_epoch_end(metrics)) if on_epoch_end else False
             if distributed.all_reduce_sum([float(stop)])[0] > 0:  # under DDP every rank stops together
                 break
 
-    def averaged_weights(self) -> dict:
-        """Mean of the kept epochs' weights (integer buffers such as BatchNorm counters: the latest)."""
-        return average_state_dicts(list(self.recent_weights))
-
     def state_dict(self) -> dict:
-        # valid_files: the split, so a forked session validates on the same files (main.py reuses it)
-        return {"optimizer": self.optimizer.state_dict(), "epoch": self.epoch, "step": self.step,
-                "best_cer": self.best_cer, "valid_files": [os.path.basename(u.path) for u in self.valid_utts]}
+        return {"optimizer": self.optimizer.state_dict(), "epoch": self.epoch, "step": self.step, "best": self.best}
 
     def load_state_dict(self, state: dict):
+        """Continue a forked session: epoch, step (so the schedule), best score and optimizer moments."""
         self.optimizer.load_state_dict(state["optimizer"])
-        self.epoch, self.step, self.best_cer = state["epoch"], state["step"], state["best_cer"]
-
-
-def average_state_dicts(states: list) -> dict:
-    """Element-wise mean of model state dicts with the same keys; non-float entries from the last one."""
-    if not states:
-        raise ValueError("no weights to average")
-    averaged = {}
-    for key, last in states[-1].items():
-        if last.is_floating_point():
-            # float64 sums: averaging identical weights gives them back bit for bit
-            averaged[key] = torch.stack([s[key].double() for s in states]).mean(0).to(last.dtype)
-        else:
-            averaged[key] = last.clone()
-    return averaged
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.best = state.get("best", state.get("best_cer", self.best))  # best_cer: checkpoints before 0.2

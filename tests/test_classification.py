@@ -10,14 +10,23 @@ import pytest
 import soundfile
 import torch
 
-from modules.checkpoint import load_checkpoint, save_checkpoint
-from modules.classifier import AudioClassifier, ClassifierSpec, classifier_feature_config
-from modules.classifier_training import classification_loss, classification_scores
-from modules.clips import (DISTRIBUTION, SINGLE, ClipDataset, collate_clips, fix_length, read_classification_set,
-                           split_by_group)
+from modules import classify
+from modules.checkpoint import load_file, save_file
+from modules.classify.classifier import AudioClassifier, ClassifierSpec, classifier_feature_config
+from modules.classify.clips import (
+    DISTRIBUTION,
+    SINGLE,
+    ClipDataset,
+    collate_clips,
+    fix_length,
+    read_classification_set,
+    split_by_group,
+)
+from modules.classify.resnet import ResNetClassifierConfig
+from modules.classify.trainer import classification_loss, classification_scores
 from modules.features import MultiResolutionLogMel
 from modules.metrics import accuracy, kl_divergence, macro_f1
-from modules.models.resnet_classifier import ResNetClassifierConfig
+from modules.tasks import Callbacks
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SR = 16000
@@ -117,7 +126,7 @@ def test_long_training_clips_give_several_random_crops(tmp_path):
     rng = np.random.default_rng(0)
     write(str(tmp_path / "long.wav"), tone("low", 3.2, rng))
     write(str(tmp_path / "short.wav"), tone("low", 0.2, rng))
-    from modules.clips import Clip
+    from modules.classify.clips import Clip
     clips = [Clip(str(tmp_path / "long.wav"), 0, 3.2), Clip(str(tmp_path / "short.wav"), 1, 0.2)]
     train = ClipDataset(clips, 1.0, train=True)
     assert len(train) == 4  # three crops of the 3.2 s clip, one of the short one
@@ -177,12 +186,12 @@ def test_main_trains_a_separable_task_and_submits_sorted_records(tmp_path, monke
     assert "best" in saved and "16" in saved  # two models x 8 epochs, saved every epoch
     assert any("val_accuracy" in r and "val_macro_f1" in r for r in saved["reports"])
 
-    kit = main.Kit(torch.device("cpu"))  # a fresh process: the bound load restores the ensemble
+    kit = main.Kit(None, torch.device("cpu"))  # a fresh process: the bound load restores the ensemble
     main.bind_model(kit)
     bound["load"](str(saved["best"]))  # the ensemble with the best validation score: one or both models
-    assert len(kit.classifier.models) in (1, 2)
+    assert kit.task is classify and len(kit.model.models) in (1, 2)
     bound["load"](str(saved["16"]))    # the last epoch: both models
-    assert len(kit.classifier.models) == 2 and kit.classifier.spec.classes == ["low", "mid", "high", "silence", "unknown"]
+    assert len(kit.model.models) == 2 and kit.model.spec.classes == ["low", "mid", "high", "silence", "unknown"]
     with pytest.warns(UserWarning, match="zz_broken.wav"):
         records = bound["infer"](str(test_dir))
     names = [r["filename"] for r in records]
@@ -194,12 +203,11 @@ def test_main_trains_a_separable_task_and_submits_sorted_records(tmp_path, monke
     assert single == records[0]
 
     # A fork continues the ensemble: the loaded members stay as they are, new ones are added.
-    before = [m.state_dict()["head.2.weight"].clone() for m in kit.classifier.models]
-    args = main.parse_args(["--task", "classify", "--classes", "low,mid,high", "--clip_seconds", "0.5",
-                            "--epochs", "1", "--batch_size", "16", "--ensemble", "3", "--device", "cpu"])
-    main.train_classifier(kit, args, str(tmp_path / "ds"))
-    assert len(kit.classifier.models) == 3
-    assert all(torch.equal(m.state_dict()["head.2.weight"], w) for m, w in zip(kit.classifier.models, before))
+    before = [m.state_dict()["head.2.weight"].clone() for m in kit.model.models]
+    options = classify.Options(classes="low,mid,high", clip_seconds=0.5, epochs=1, batch_size=16, ensemble=3)
+    forked = classify.train(options, str(tmp_path / "ds"), torch.device("cpu"), loaded_state=kit.state)
+    assert len(forked.models) == 3
+    assert all(torch.equal(m.state_dict()["head.2.weight"], w) for m, w in zip(forked.models, before))
 
 
 def test_ensemble_members_are_seeded_from_their_seed_and_checkpoints_hold_the_kept_weights(tmp_path, monkeypatch):
@@ -211,20 +219,16 @@ def test_ensemble_members_are_seeded_from_their_seed_and_checkpoints_hold_the_ke
     for speaker in range(6):
         for kind in ("low", "mid", "high"):
             write(str(audio / kind / f"spk{speaker}_nohash_0.wav"), tone(kind, 0.5, rng))
-    sys.path.insert(0, REPO)
-    import main
 
     def train(keep):
-        kit, saved = main.Kit(torch.device("cpu")), {}
-        fake = types.SimpleNamespace(report=lambda **kw: None, save=lambda name, **kw: saved.update(
-            {str(name): [{k: v.clone() for k, v in m.state_dict().items()} for m in kit.classifier.models]}))
-        monkeypatch.setitem(sys.modules, "nsml", fake)
-        args = main.parse_args(["--task", "classify", "--clip_seconds", "0.5", "--fft_sizes", "256", "--n_mels", "20",
-                                "--width", "4", "--stages", "2", "--blocks", "1", "--epochs", "2", "--batch_size", "8",
-                                "--ensemble", "2", "--seed", "3", "--keep", keep, "--device", "cpu"])
+        saved = {}
+        callbacks = Callbacks(save=lambda name, state: saved.update(
+            {str(name): [{k: v.clone() for k, v in m.items()} for m in state["classifier"]["models"]]}))
+        options = classify.Options(clip_seconds=0.5, fft_sizes="256", n_mels=20, width=4, stages=2, blocks=1,
+                                   epochs=2, batch_size=8, ensemble=2, seed=3, keep=keep)
         torch.rand(int(rng.integers(1, 100)))  # the global RNG's state must not matter
-        main.train_classifier(kit, args, str(tmp_path / "ds"))
-        return [m.state_dict() for m in kit.classifier.models], saved
+        classifier = classify.train(options, str(tmp_path / "ds"), torch.device("cpu"), callbacks)
+        return [m.state_dict() for m in classifier.models], saved
 
     first, saved = train("last")
     again, _ = train("last")
@@ -292,8 +296,8 @@ def test_ensemble_averages_member_probabilities_and_survives_a_weights_only_chec
     assert not torch.allclose(each[0], each[1])
 
     path = str(tmp_path / "model.pt")
-    save_checkpoint({"task": "classify", "classifier": classifier.state_dict()}, path)
-    restored = AudioClassifier.from_state_dict(load_checkpoint(path)["classifier"], torch.device("cpu"))
+    save_file({"task": "classify", "classifier": classifier.state_dict()}, path)
+    restored = AudioClassifier.from_state_dict(load_file(path)["classifier"], torch.device("cpu"))
     assert len(restored.models) == 2 and restored.spec == classifier.spec
     assert torch.allclose(restored.predict_proba(waves), averaged, atol=1e-6)
     folder = tmp_path / "clips"

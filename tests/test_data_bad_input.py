@@ -7,10 +7,10 @@ import warnings
 import numpy as np
 import pytest
 import soundfile
-import torch
-
 from data_corpora import one_torch_thread, run_main, tone_audio, wav_bytes  # noqa: F401 (autouse fixture)
-from modules.data import read_training_set
+
+from modules.checkpoint import read_checkpoint
+from modules.transcribe.corpus import read_training_set
 
 GOOD = {  # file name -> transcript, all usable
     "idx_good0": "히터 켜 줘", "idx_good1": "창문 닫아 줘", "idx_good2": "음악 틀어 줘", "idx_good3": "불 꺼 줘",
@@ -78,7 +78,7 @@ def test_train_then_infer_on_bad_corpus(tmp_path, monkeypatch):
                     ["--dataset_path", root, "--epochs", "1", "--rnn_hidden", "32", "--rnn_layers", "1",
                      "--valid_fraction", "0.3"])
     assert nsml.saved[:2] == ["1", "best"]
-    payload = torch.load(tmp_path / "ckpt" / "1" / "model.pt", weights_only=True)
+    _, payload = read_checkpoint(str(tmp_path / "ckpt" / "1"))
     assert payload["trainer"]["valid_files"] and "../x" not in payload["trainer"]["valid_files"]
     folder = os.path.join(root, "train", "train_data")
     with warnings.catch_warnings(record=True) as caught:

@@ -5,14 +5,24 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from data_corpora import (
+    SENTENCES,
+    make_2019,
+    make_2022,
+    one_torch_thread,  # noqa: F401 (autouse fixture)
+    run_main,
+    tone_audio,
+)
 
-from data_corpora import one_torch_thread  # noqa: F401 (autouse fixture)
-from data_corpora import SENTENCES, make_2019, make_2022, run_main, tone_audio
 from modules.audio import load_audio
-from modules.data import (DurationBatchSampler, Utterance, collate, detect_layout, read_training_set,
-                          split_by_names, split_by_sentence)
-from modules.feature_cache import FeatureCache
+from modules.checkpoint import read_checkpoint
 from modules.features import FeatureConfig, LogMelFilterbank
+from modules.samplers import DurationBatchSampler
+from modules.transcribe import parse_options, recipe
+from modules.transcribe.corpus import Utterance, detect_layout, read_training_set
+from modules.transcribe.dataset import collate
+from modules.transcribe.feature_cache import FeatureCache
+from modules.transcribe.split import split_by_names, split_by_sentence
 
 
 def test_2022_layout_reads_texts_and_speakers_from_meta(tmp_path):
@@ -112,19 +122,16 @@ def test_fork_reuses_the_saved_validation_files(tmp_path, monkeypatch):
     root = make_2022(tmp_path / "ds", repeats=3)
     ckpt = tmp_path / "ckpt"
     common = ["--dataset_path", root, "--epochs", "1", "--rnn_hidden", "32", "--rnn_layers", "1"]
-    nsml = run_main(monkeypatch, root, ckpt, common + ["--seed", "1"])
-    saved = torch.load(ckpt / "1" / "model.pt", weights_only=True)["trainer"]["valid_files"]
+    run_main(monkeypatch, root, ckpt, common + ["--seed", "1"])
+    saved = read_checkpoint(str(ckpt / "1"))[1]["trainer"]["valid_files"]
     assert saved
     # a fork with another seed would split differently; the checkpoint's split wins
     other = split_by_sentence(read_training_set(root), 0.2, seed=7)[1]
     assert sorted(os.path.basename(u.path) for u in other) != sorted(saved)
-    import main
-
-    kit = main.Kit(torch.device("cpu"))
-    main.bind_model(kit)
-    nsml.load("1")
-    main.train(kit, main.parse_args(common + ["--seed", "7", "--epochs", "2"]))
-    assert sorted(os.path.basename(u.path) for u in kit.trainer.valid_utts) == sorted(saved)
+    _, state = read_checkpoint(str(ckpt / "1"))  # what a fork's load gives the recipe
+    options = parse_options(common[2:] + ["--seed", "7", "--epochs", "2"])
+    trainer = recipe.build(options, root, torch.device("cpu"), loaded_state=state)
+    assert sorted(os.path.basename(u.path) for u in trainer.valid_utts) == sorted(saved)
 
 
 def test_batches_change_between_epochs_and_sortagrad_goes_short_to_long():
@@ -177,7 +184,7 @@ def test_training_with_feature_cache_and_trim_silence(tmp_path, monkeypatch):
     assert nsml.saved.count("1") == 1 and "2" in nsml.saved
     entries = [f for _, _, fs in os.walk(cache) for f in fs]
     assert len(entries) == 12  # one per utterance, reused in epoch 2
-    state = torch.load(tmp_path / "ckpt" / "2" / "model.pt", weights_only=True)
+    _, state = read_checkpoint(str(tmp_path / "ckpt" / "2"))
     assert state["recognizer"]["feature_config"]["trim_db"] == 30
 
 

@@ -4,9 +4,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from modules.checkpoint import load_checkpoint, save_checkpoint
-from modules.decoding import DecoderConfig, ctc_greedy_decode, ctc_prefix_beam_search
-from modules.lm import CharNgramLM
+from modules.checkpoint import load_file, save_file
+from modules.transcribe.decoding import DecoderConfig, ctc_greedy_decode, ctc_prefix_beam_search
+from modules.transcribe.lm import CharNgramLM
 
 
 def sequence_log_prob(log_probs, length, ids):
@@ -73,8 +73,8 @@ def test_lm_prefers_seen_text_and_is_normalised():
 def test_lm_round_trips_through_a_weights_only_checkpoint(tmp_path):
     lm = CharNgramLM.train(["가나다라", "가나", "다라마"], order=3)
     path = str(tmp_path / "model.pt")
-    save_checkpoint({"lm": lm.state_dict()}, path)
-    loaded = CharNgramLM.from_state_dict(load_checkpoint(path)["lm"])  # torch.load(weights_only=True)
+    save_file({"lm": lm.state_dict()}, path)
+    loaded = CharNgramLM.from_state_dict(load_file(path)["lm"])  # torch.load(weights_only=True)
     for text in ["가나다", "라마", "마가"]:
         assert loaded.score(text) == lm.score(text)
     assert loaded.counts == lm.counts and isinstance(lm.state_dict()["counts_blob"], bytes)

@@ -2,12 +2,12 @@
 from types import SimpleNamespace
 
 import torch
-
 from data_corpora import one_torch_thread, tone_audio  # noqa: F401 (autouse fixture)
-from modules.data import Utterance
-from modules.decoding import DecoderConfig
-from modules.fusion import FusionGrid, tune_lm_fusion
-from modules.tokenizers import CharTokenizer
+
+from modules.transcribe.corpus import Utterance
+from modules.transcribe.decoding import DecoderConfig
+from modules.transcribe.fusion import FusionGrid, tune_lm_fusion
+from modules.transcribe.tokenizers import CharTokenizer
 
 
 class ScriptedRecognizer:

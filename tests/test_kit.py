@@ -1,23 +1,23 @@
 """The kit end to end: it learns, it decodes batch-invariantly, and main.py goes through
 the local NSML exactly as a participant's session would (run, model ls, submit, fork)."""
 import csv
-import re
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from modules.checkpoint import load_checkpoint
-from modules.data import read_label_csv, read_training_set
+from modules.checkpoint import read_checkpoint
 from modules.features import FeatureConfig
-from modules.inference import transcribe_files
 from modules.metrics import cer
-from modules.recognizer import SpeechRecognizer
-from modules.text import TextConfig
-from modules.tokenizers import build_tokenizer
-from modules.training import TrainConfig, Trainer
+from modules.text import TextConfig, read_label_records
+from modules.transcribe.corpus import read_training_set
+from modules.transcribe.inference import transcribe_files
+from modules.transcribe.recognizer import SpeechRecognizer
+from modules.transcribe.tokenizers import build_tokenizer
+from modules.transcribe.trainer import SpeechTrainer, TrainConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(REPO, "sample_dataset")
@@ -34,7 +34,7 @@ def test_model_overfits_a_handful_of_utterances():
     utts = read_training_set(SAMPLE)[:6]
     rec = small_recognizer([u.text for u in utts])
     before = cer(transcribe_files(rec, [u.path for u in utts], progress=False), [u.text for u in utts])
-    trainer = Trainer(rec, TrainConfig(epochs=150, lr=3e-3, specaugment=False, batch_seconds=200,
+    trainer = SpeechTrainer(rec, TrainConfig(epochs=150, lr=3e-3, specaugment=False, batch_seconds=200,
                                        warmup_fraction=0.03), utts, utts)
     trainer.fit(lambda metrics: metrics["val_cer"] < 0.05)  # stop as soon as it has memorised them
     after = cer(transcribe_files(rec, [u.path for u in utts], progress=False), [u.text for u in utts])
@@ -99,7 +99,7 @@ def test_run_model_ls_submit_and_fork_through_local_nsml(tmp_path):
     # After training, the LM fusion weights are chosen on validation data and saved with 'best'.
     tuned = re.search(r"\[lm\] fusion tuned .*: lm_weight ([0-9.]+), lm_bonus ([0-9.]+)", run.stdout)
     assert tuned, run.stdout[-2000:]
-    best = load_checkpoint(os.path.join(session_dir(home, session), "checkpoints", "best", "model", "model.pt"))
+    _, best = read_checkpoint(os.path.join(session_dir(home, session), "checkpoints", "best", "model"))
     assert (best["recognizer"]["decoder"]["lm_weight"], best["recognizer"]["decoder"]["lm_bonus"]) == \
         (float(tuned.group(1)), float(tuned.group(2)))
 
@@ -116,7 +116,7 @@ def test_run_model_ls_submit_and_fork_through_local_nsml(tmp_path):
     assert second.stdout.strip().splitlines()[-1] == first.stdout.strip().splitlines()[-1]
 
     # ...and the printed CER is the competition metric over those transcripts.
-    refs = dict(read_label_csv(os.path.join(SAMPLE, "test", "test_label")))
+    refs = {r["filename"]: r["text"] for r in read_label_records(os.path.join(SAMPLE, "test", "test_label"))}
     expected = cer([t for _, t in predictions], [refs[n] for n, _ in predictions])
     assert float(first.stdout.strip().splitlines()[-1].split()[1]) == pytest.approx(expected, abs=1e-4)
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from modules.models import MODELS, build_model
+from modules.transcribe.models import MODELS, build_model
 
 # Small enough to run in a second on 2 cores; each model's own code paths all run.
 TINY = {
@@ -120,7 +120,7 @@ def _greedy(model, b):
 
 
 def test_attention_incremental_decoder_step_equals_the_full_decoder():
-    from modules.models.frontend import length_mask
+    from modules.transcribe.models.frontend import length_mask
     model = _attention_batch()
     memory, lengths = model.last_encoding
     tokens = torch.randint(1, VOCAB, (5, 12), generator=torch.Generator().manual_seed(2))

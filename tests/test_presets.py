@@ -1,18 +1,17 @@
 """`--preset baseline2022` really trains the 2022 baseline's way, and the kit's defaults stay the kit's."""
 import math
-import os
 
 import numpy as np
 import pytest
 import torch
 
-import main
-from modules.checkpoint import load_checkpoint, save_checkpoint
-from modules.data import BatchByCountSampler, DurationBatchSampler
-from modules.decoding import ctc_greedy_decode
-from modules.models.deepspeech2 import ConvFrontEnd, DeepSpeech2, DeepSpeech2Config
-from modules.presets import PRESETS, apply_preset
-from modules.recognizer import SpeechRecognizer
+from modules.checkpoint import read_checkpoint, write_checkpoint
+from modules.samplers import BatchByCountSampler, DurationBatchSampler
+from modules.transcribe import recipe
+from modules.transcribe.decoding import ctc_greedy_decode
+from modules.transcribe.models.deepspeech2 import ConvFrontEnd, DeepSpeech2, DeepSpeech2Config
+from modules.transcribe.options import PRESETS, Options, apply_preset, parse_options, use_specaugment
+from modules.transcribe.recognizer import SpeechRecognizer
 
 SENTENCES = ["안녕 하세요", "날씨가 맑아요", "불을 켜 줘", "음악 틀어 줘", "지금 몇 시야", "문 열어 줘"]
 
@@ -35,16 +34,14 @@ def dataset(tmp_path_factory):
     return str(root)
 
 
-def build(dataset, *options):
-    kit = main.Kit(torch.device("cpu"))
-    trainer = main.build_trainer(kit, main.parse_args(["--dataset_path", dataset, "--valid_fraction", "0.3",
-                                                       *options]))
-    return kit, trainer
+def build(dataset, *argv):
+    options = parse_options(["--valid_fraction", "0.3", *argv])
+    return recipe.build(options, dataset, torch.device("cpu"))
 
 
 def test_baseline2022_builds_the_baseline_recipe(dataset):
-    kit, trainer = build(dataset, "--preset", "baseline2022")
-    model, rec = kit.recognizer.model, kit.recognizer
+    trainer = build(dataset, "--preset", "baseline2022")
+    model, rec = trainer.recognizer.model, trainer.recognizer
     assert isinstance(model.rnn, torch.nn.GRU) and model.rnn.bidirectional
     assert (model.rnn.hidden_size, model.rnn.num_layers) == (1024, 3)
     convs = [m for m in model.front_end.modules() if isinstance(m, torch.nn.Conv2d)]
@@ -69,12 +66,12 @@ def test_baseline2022_builds_the_baseline_recipe(dataset):
     assert trainer.config.lr == 1e-4 and trainer.config.lr_schedule == "tri_stage"
     assert rec.decoder_config.merge_repeats is False
     assert rec.tokenizer.kind == "char" and trainer.speed_factors == ()  # characters, no speed perturbation
-    assert main.parse_args(["--preset", "baseline2022"]).infer_batch_seconds == 0.0  # one file at a time
+    assert rec.decoder_config.batch_seconds == 0.0  # inference one file at a time, recorded in the checkpoint
 
 
 def test_kit_defaults_are_untouched_by_the_preset_machinery(dataset):
-    kit, trainer = build(dataset)
-    model, rec = kit.recognizer.model, kit.recognizer
+    trainer = build(dataset)
+    model, rec = trainer.recognizer.model, trainer.recognizer
     # jamo units, so 40 ms frames; no conv_kernels/conv_strides: the kit's 3x3 front end
     assert rec.tokenizer.kind == "jamo" and model.config == DeepSpeech2Config(time_stride=4)
     assert (model.rnn.hidden_size, model.rnn.num_layers, model.config.time_stride) == (256, 2, 4)
@@ -90,18 +87,18 @@ def test_kit_defaults_are_untouched_by_the_preset_machinery(dataset):
     assert trainer.epoch_utts == trainer.train_utts and trainer.augment_rows({"indices": [0]}) is None
     assert type(trainer.optimizer) is torch.optim.AdamW and trainer.config.lr_schedule == "cosine"
     assert rec.decoder_config.merge_repeats is True
-    assert main.parse_args([]).infer_batch_seconds > 0
+    assert rec.decoder_config.batch_seconds > 0
 
 
 def test_options_given_on_the_command_line_beat_the_preset():
-    args = main.parse_args(["--preset", "baseline2022", "--rnn_hidden", "64", "--batch_utterances", "8"])
-    assert (args.rnn_hidden, args.batch_utterances, args.rnn_layers) == (64, 8, 3)
+    options = parse_options(["--preset", "baseline2022", "--rnn_hidden", "64", "--batch_utterances", "8"])
+    assert (options.rnn_hidden, options.batch_utterances, options.rnn_layers) == (64, 8, 3)
 
 
-def test_every_preset_setting_is_a_main_option():
-    parser_dests = vars(main.parse_args([]))
+def test_every_preset_setting_is_an_option():
+    names = set(vars(Options()))
     for name, settings in PRESETS.items():
-        assert set(settings) <= set(parser_dests), name
+        assert set(settings) <= names, name
 
     import argparse
     p = argparse.ArgumentParser()
@@ -111,18 +108,17 @@ def test_every_preset_setting_is_a_main_option():
 
 
 def test_preset_model_config_and_decoding_travel_with_the_checkpoint(dataset, tmp_path):
-    kit, _ = build(dataset, "--preset", "baseline2022", "--rnn_hidden", "16", "--rnn_layers", "1")
-    path = str(tmp_path / "model.pt")
-    save_checkpoint({"recognizer": kit.recognizer.state_dict()}, path)
-    loaded = SpeechRecognizer.from_state_dict(load_checkpoint(path)["recognizer"], torch.device("cpu"))
-    assert loaded.model.config == kit.recognizer.model.config
+    rec = build(dataset, "--preset", "baseline2022", "--rnn_hidden", "16", "--rnn_layers", "1").recognizer
+    write_checkpoint(str(tmp_path), "transcribe", {"recognizer": rec.state_dict()})
+    loaded = SpeechRecognizer.from_state_dict(read_checkpoint(str(tmp_path))[1]["recognizer"], torch.device("cpu"))
+    assert loaded.model.config == rec.model.config
     assert [list(k) for k in loaded.model.config.conv_kernels] == [[41, 11], [21, 11]]
     assert loaded.decoder_config.merge_repeats is False and loaded.feature_config.win_ms == 20.0
     waves = torch.randn(2, 16000) * 0.1
     lengths = torch.tensor([16000, 12000])
-    kit.recognizer.model.eval()
+    rec.model.eval()
     with torch.no_grad():
-        a, _ = kit.recognizer.forward(waves, lengths)
+        a, _ = rec.forward(waves, lengths)
         b, _ = loaded.forward(waves, lengths)
     assert torch.allclose(a, b, atol=1e-5)
 
@@ -155,7 +151,7 @@ def test_batch_by_count_sampler_covers_every_item_once_per_epoch():
 
 
 def test_tri_stage_schedule_warms_up_holds_then_decays_exponentially(dataset):
-    _, trainer = build(dataset, "--preset", "baseline2022", "--rnn_hidden", "16", "--rnn_layers", "1")
+    trainer = build(dataset, "--preset", "baseline2022", "--rnn_hidden", "16", "--rnn_layers", "1")
     c = trainer.config
     lr_at = {}
     for p in (0.0, c.warmup_fraction / 2, c.warmup_fraction, 0.3, 0.5, 0.75, 1.0):
@@ -177,8 +173,8 @@ class _Recorder(torch.nn.Module):
 
 
 def test_specaugment_copies_leave_the_clean_rows_clean(dataset):
-    kit, trainer = build(dataset, "--preset", "baseline2022", "--rnn_hidden", "16", "--rnn_layers", "1")
-    rec = kit.recognizer
+    trainer = build(dataset, "--preset", "baseline2022", "--rnn_hidden", "16", "--rnn_layers", "1")
+    rec = trainer.recognizer
     rec.model = _Recorder()
     torch.manual_seed(0)
     waves = torch.randn(2, 32000) * 0.1
@@ -201,14 +197,14 @@ def test_specaugment_copies_leave_the_clean_rows_clean(dataset):
     (["--preset", "baseline2022", "--max_minutes", "6"], True),  # the baseline's recipe augments always
 ])
 def test_specaugment_default_and_auto(argv, expected):
-    import main
-    assert main.use_specaugment(main.parse_args(argv)) is expected
+    assert use_specaugment(parse_options(argv)) is expected
 
 
 def test_a_forked_session_keeps_its_units_and_their_lm_order(dataset):
-    kit, _ = build(dataset, "--unit", "char")
-    assert kit.recognizer.tokenizer.kind == "char" and kit.recognizer.lm.order == 5
-    kit.recognizer.lm = None
+    rec = build(dataset, "--unit", "char").recognizer
+    assert rec.tokenizer.kind == "char" and rec.lm.order == 5
+    rec.lm = None
     # as after `nsml fork`: the loaded recognizer is kept, while the defaults now say jamo
-    main.build_trainer(kit, main.parse_args(["--dataset_path", dataset, "--valid_fraction", "0.3"]))
-    assert kit.recognizer.tokenizer.kind == "char" and kit.recognizer.lm.order == 5
+    forked = recipe.build(parse_options(["--valid_fraction", "0.3"]), dataset, torch.device("cpu"),
+                          loaded_state={"recognizer": rec.state_dict(), "trainer": None}).recognizer
+    assert forked.tokenizer.kind == "char" and forked.lm.order == 5

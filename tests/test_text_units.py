@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from modules.text import MASK_TOKENS, TextConfig, normalize_text
-from modules.tokenizers import TOKENIZERS, build_tokenizer, tokenizer_from_state
+from modules.transcribe.tokenizers import TOKENIZERS, build_tokenizer, tokenizer_from_state
 
 KOREAN = ["안녕하세요 반갑습니다", "제 이름은 &name&이고 전화번호는 &tel-num&입니다",
           "&company-name&에 다니는 &party-name& 당원", "주소는 &address& 카드는 &card-num&",

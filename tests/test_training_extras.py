@@ -1,21 +1,21 @@
 """Checkpoint averaging, mixed-precision selection, decoder options in checkpoints, and the
 inference-time fallback to greedy decoding."""
-import os
 
 import numpy as np
 import pytest
 import torch
 
-from modules.checkpoint import load_checkpoint, save_checkpoint
-from modules.decoding import DecoderConfig
+from modules.checkpoint import load_file, save_file
 from modules.features import FeatureConfig
-from modules.inference import transcribe_files
-from modules.lm import CharNgramLM
-from modules.models import build_model
-from modules.recognizer import SpeechRecognizer
 from modules.text import TextConfig
-from modules.tokenizers import CharTokenizer
-from modules.training import amp_dtype, average_state_dicts
+from modules.training import amp_dtype
+from modules.transcribe.decoding import DecoderConfig
+from modules.transcribe.inference import transcribe_files
+from modules.transcribe.lm import CharNgramLM
+from modules.transcribe.models import build_model
+from modules.transcribe.recognizer import SpeechRecognizer
+from modules.transcribe.tokenizers import CharTokenizer
+from modules.transcribe.trainer import average_state_dicts
 
 
 def test_averaging_identical_weights_is_the_identity():
@@ -55,8 +55,8 @@ def test_decoder_options_and_lm_travel_in_the_checkpoint(tmp_path):
     rec.decoder_config = DecoderConfig(decoder="beam", beam_width=5, lm_weight=0.7, infer_budget_s=100.0)
     rec.lm = CharNgramLM.train(["가나다", "라마"], order=3)
     path = str(tmp_path / "model.pt")
-    save_checkpoint({"recognizer": rec.state_dict()}, path)
-    loaded = SpeechRecognizer.from_state_dict(load_checkpoint(path)["recognizer"], torch.device("cpu"))
+    save_file({"recognizer": rec.state_dict()}, path)
+    loaded = SpeechRecognizer.from_state_dict(load_file(path)["recognizer"], torch.device("cpu"))
     assert loaded.decoder_config == rec.decoder_config
     assert loaded.lm.score("가나") == rec.lm.score("가나")
 
@@ -94,9 +94,10 @@ def test_inference_falls_back_to_greedy_when_the_projection_exceeds_the_budget(t
 def test_every_model_trains_under_bf16_autocast(tmp_path, model, options):
     """The mixed-precision path GPUs take (autocast, float32 CTC, float32 master weights), run on CPU."""
     from data_corpora import tone_audio
-    from modules.data import Utterance
-    from modules.tokenizers import build_tokenizer
-    from modules.training import TrainConfig, Trainer
+
+    from modules.transcribe.corpus import Utterance
+    from modules.transcribe.tokenizers import build_tokenizer
+    from modules.transcribe.trainer import SpeechTrainer, TrainConfig
     torch.manual_seed(0)
     texts, utts = ["가나다", "라마바"], []
     for i, text in enumerate(texts):
@@ -105,11 +106,11 @@ def test_every_model_trains_under_bf16_autocast(tmp_path, model, options):
         utts.append(Utterance(path, text, 1.0))
     rec = SpeechRecognizer.create(model, build_tokenizer("char", texts), FeatureConfig(n_mels=40), TextConfig(),
                                   torch.device("cpu"), **options)
-    trainer = Trainer(rec, TrainConfig(amp="bf16", specaugment=False, lr=3e-3), utts, utts)
+    trainer = SpeechTrainer(rec, TrainConfig(amp="bf16", specaugment=False, lr=3e-3), utts, utts)
     with trainer.autocast():
         assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
     batch = next(iter(trainer.train_loader))
-    losses = [trainer.train_step(batch) for _ in range(30)]
+    losses = [trainer.train_step(batch)[0] for _ in range(30)]
     assert all(np.isfinite(losses)) and losses[-1] < 0.5 * losses[0], losses
     assert {p.dtype for p in rec.model.parameters()} == {torch.float32}
 
@@ -132,17 +133,18 @@ def test_speed_perturbation_scales_pitch_and_length_together():
 
 def test_trainer_draws_each_batch_speed_from_the_factors(tmp_path):
     from data_corpora import tone_audio
-    from modules.data import Utterance
-    from modules.tokenizers import build_tokenizer
-    from modules.training import TrainConfig, Trainer
+
+    from modules.transcribe.corpus import Utterance
+    from modules.transcribe.tokenizers import build_tokenizer
+    from modules.transcribe.trainer import SpeechTrainer, TrainConfig
     path = str(tmp_path / "u0")
     (tone_audio(0, seconds=1.0) * 32767).astype("<i2").tofile(path)
     utts = [Utterance(path, "가나", 1.0)]
     rec = SpeechRecognizer.create("deepspeech2", build_tokenizer("char", ["가나"]), FeatureConfig(n_mels=40),
                                   TextConfig(), torch.device("cpu"), rnn_hidden=16, rnn_layers=1)
-    plain = Trainer(rec, TrainConfig(specaugment=False), utts, utts)
+    plain = SpeechTrainer(rec, TrainConfig(specaugment=False), utts, utts)
     assert {plain.batch_speed() for _ in range(20)} == {1.0}
-    perturbed = Trainer(rec, TrainConfig(specaugment=False, speed_factors=(0.9, 1.0, 1.1)), utts, utts)
+    perturbed = SpeechTrainer(rec, TrainConfig(specaugment=False, speed_factors=(0.9, 1.0, 1.1)), utts, utts)
     assert {perturbed.batch_speed() for _ in range(60)} == {0.9, 1.0, 1.1}
     # the features the model sees are shorter at 1.1 and longer at 0.9
     batch = next(iter(perturbed.train_loader))

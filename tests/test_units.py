@@ -7,14 +7,16 @@ import pytest
 import torch
 
 from modules.audio import AudioError, load_audio
-from modules.checkpoint import load_checkpoint, save_checkpoint
-from modules.data import DurationBatchSampler, Utterance, split_by_sentence
-from modules.decoding import ctc_greedy_decode
+from modules.checkpoint import load_file, save_file
 from modules.features import FeatureConfig, LogMelFilterbank, SpecAugmentConfig, spec_augment
 from modules.metrics import cer
-from modules.models import build_model
+from modules.samplers import DurationBatchSampler
 from modules.text import TextConfig, normalize_text
-from modules.tokenizers import CharTokenizer, tokenizer_from_state
+from modules.transcribe.corpus import Utterance
+from modules.transcribe.decoding import ctc_greedy_decode
+from modules.transcribe.models import build_model
+from modules.transcribe.split import split_by_sentence
+from modules.transcribe.tokenizers import CharTokenizer, tokenizer_from_state
 
 
 def test_logmel_shapes_and_normalisation():
@@ -120,12 +122,12 @@ def test_duration_batches_respect_budget_and_cover_everything():
 
 def test_checkpoint_round_trip_is_weights_only_and_atomic(tmp_path):
     path = str(tmp_path / "model.pt")
-    save_checkpoint({"w": torch.arange(3.0), "meta": {"units": ["a", "b"]}}, path)
-    assert load_checkpoint(path)["meta"]["units"] == ["a", "b"]
+    save_file({"w": torch.arange(3.0), "meta": {"units": ["a", "b"]}}, path)
+    assert load_file(path)["meta"]["units"] == ["a", "b"]
 
     with pytest.raises(Exception):
-        save_checkpoint({"bad": threading.Lock()}, path)  # save fails midway
-    assert torch.equal(load_checkpoint(path)["w"], torch.arange(3.0))  # previous file intact
+        save_file({"bad": threading.Lock()}, path)  # save fails midway
+    assert torch.equal(load_file(path)["w"], torch.arange(3.0))  # previous file intact
     assert [f for f in os.listdir(tmp_path) if f != "model.pt"] == []  # no temp file left behind
 
 

@@ -5,14 +5,14 @@ import unicodedata
 
 import pytest
 import torch
+from data_corpora import make_2019, make_2022, one_torch_thread, run_main, tone_audio  # noqa: F401 (autouse fixture)
 
-from data_corpora import one_torch_thread, make_2019, make_2022, run_main, tone_audio  # noqa: F401 (autouse fixture)
-from modules.data import Utterance
 from modules.features import FeatureConfig
-from modules.recognizer import SpeechRecognizer
 from modules.text import TextConfig
-from modules.tokenizers import build_tokenizer
-from modules.training import TrainConfig, Trainer
+from modules.transcribe.corpus import Utterance
+from modules.transcribe.recognizer import SpeechRecognizer
+from modules.transcribe.tokenizers import build_tokenizer
+from modules.transcribe.trainer import SpeechTrainer, TrainConfig
 
 OVERFIT = ["안녕 하세요", "감사 합니다", "&name& 입니다"]
 
@@ -37,7 +37,7 @@ def test_tiny_overfit_decodes_korean_text(tmp_path, unit):
     recognizer = SpeechRecognizer.create("deepspeech2", tokenizer, FeatureConfig(), TextConfig(),
                                          torch.device("cpu"), rnn_hidden=96, rnn_layers=2, time_stride=4)
     config = TrainConfig(epochs=100, lr=4e-3, specaugment=False, warmup_fraction=0.02)
-    trainer = Trainer(recognizer, config, utts, utts)
+    trainer = SpeechTrainer(recognizer, config, utts, utts)
     trainer.fit()
     hyps = trainer.evaluate()["val_examples"]
     assert sorted(h for h, _ in hyps) == sorted(OVERFIT), hyps
@@ -53,7 +53,7 @@ def test_layout_trains_and_submits_with_only_the_dataset_path(tmp_path, monkeypa
     assert "best" in nsml.saved
     import main
 
-    kit = main.Kit(torch.device("cpu"))  # a fresh process at submit time: only the checkpoint
+    kit = main.Kit(None, torch.device("cpu"))  # a fresh process at submit time: only the checkpoint
     main.bind_model(kit)
     nsml.load("best")
     test_dir = tmp_path / "test_data"

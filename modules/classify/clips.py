@@ -17,8 +17,8 @@ from typing import Optional
 
 import torch
 
-from .audio import AudioError, audio_duration, load_audio
-from .data import read_text_file, safe_join
+from ..audio import AudioError, load_audio, usable_duration
+from ..text import read_csv_table, safe_join
 
 SILENCE, UNKNOWN = "silence", "unknown"
 BACKGROUND_DIR = "_background_noise_"
@@ -62,22 +62,16 @@ def read_label_table(path: str):
     `filename,label` -> SINGLE, rows of (filename, label); `filename,a,b,...` -> DISTRIBUTION,
     rows of (filename, probabilities), each row renormalised to sum to 1.
     """
-    import csv
-    import io
-
-    table = list(csv.reader(io.StringIO(read_text_file(path))))
-    if not table:
+    header, table = read_csv_table(path, required=("filename",))
+    if not header:
         raise ValueError(f"{path}: empty label file")
-    header = [h.strip() for h in table[0]]
     lower = [h.lower() for h in header]
-    if "filename" not in lower:
-        raise ValueError(f"{path}: expected a header with 'filename', got {table[0]}")
     fi = lower.index("filename")
     rows = []
     if "label" in lower:
         li = lower.index("label")
-        for line_no, row in enumerate(table[1:], start=2):
-            if len(row) <= max(fi, li) or not row[li].strip():
+        for line_no, row in table:
+            if not row[li].strip():
                 warnings.warn(f"{path}:{line_no}: malformed row {row!r}; skipped")
                 continue
             rows.append((row[fi].strip(), row[li].strip()))
@@ -85,7 +79,7 @@ def read_label_table(path: str):
     columns = [i for i in range(len(header)) if i != fi]
     if not columns:
         raise ValueError(f"{path}: no label column and no class columns")
-    for line_no, row in enumerate(table[1:], start=2):
+    for line_no, row in table:
         try:
             probs = [float(row[i]) for i in columns]
         except (IndexError, ValueError):
@@ -100,14 +94,9 @@ def read_label_table(path: str):
 
 def _usable(path: str) -> Optional[float]:
     """Duration in seconds, or None (with a warning naming the file) when it cannot be used."""
-    try:
-        duration = audio_duration(path)
-    except AudioError as e:
-        warnings.warn(f"{e}; skipped")
-        return None
-    if duration <= 0:
-        warnings.warn(f"{path}: empty audio; skipped")
-        return None
+    duration, problem = usable_duration(path)
+    if problem:
+        warnings.warn(f"{path}: {problem}; skipped")
     return duration
 
 

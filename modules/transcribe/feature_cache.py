@@ -14,9 +14,9 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
-from . import __version__
-from .audio import load_audio
-from .features import FeatureConfig, LogMelFilterbank
+from .. import __version__
+from ..audio import load_audio
+from ..features import FeatureConfig, LogMelFilterbank
 
 DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "korean_asr_kit", "features")
 

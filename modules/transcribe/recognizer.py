@@ -7,12 +7,12 @@ from dataclasses import asdict
 
 import torch
 
-from . import __version__
+from .. import __version__
+from ..features import FeatureConfig, LogMelFilterbank, SpecAugmentConfig, spec_augment, speed_perturb
+from ..text import TextConfig
 from .decoding import DecoderConfig, decode_batch
-from .features import FeatureConfig, LogMelFilterbank, SpecAugmentConfig, spec_augment, speed_perturb
 from .lm import CharNgramLM
 from .models import build_model, model_options
-from .text import TextConfig
 from .tokenizers import tokenizer_from_state
 
 
@@ -104,7 +104,3 @@ class SpeechRecognizer:
             recognizer.lm = CharNgramLM.from_state_dict(state["lm"])
         recognizer.model.eval()
         return recognizer
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

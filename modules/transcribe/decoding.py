@@ -41,6 +41,7 @@ class DecoderConfig:
     length_penalty: float = 1.0  # attention decoder: score = log P / length^penalty
     infer_budget_s: float = 3000.0  # projected inference time above which a submit falls back to greedy
     merge_repeats: bool = True  # greedy; False only to reproduce the 2022 baseline's bug
+    batch_seconds: float = 300.0  # padded audio seconds per inference batch; 0 = one file at a time
 
 
 NEG_INF = -float("inf")

@@ -12,7 +12,7 @@ import tempfile
 import unicodedata
 import warnings
 
-from .text import MASK_TOKENS, split_units
+from ..text import MASK_TOKENS, split_units
 
 BLANK = "<blank>"  # CTC blank, always id 0
 UNK = "<unk>"      # stands for a unit never seen when the vocabulary was built

@@ -12,13 +12,11 @@ from dataclasses import asdict, dataclass, field
 import torch
 from tqdm import tqdm
 
-from . import __version__
-from .audio import AudioError, load_audio
+from .. import __version__
+from ..audio import AudioError, list_audio_files, load_audio
+from ..features import FeatureConfig, MultiResolutionLogMel, SpecAugmentConfig, spec_augment
 from .clips import SINGLE, fix_length
-from .features import FeatureConfig, MultiResolutionLogMel, SpecAugmentConfig, spec_augment
-from .models.resnet_classifier import ResNetClassifier, ResNetClassifierConfig
-
-TASK = "classify"  # recorded in checkpoints, so load/infer know which kind of model they hold
+from .resnet import ResNetClassifier, ResNetClassifierConfig
 
 
 def classifier_feature_config(n_mels: int = 40) -> FeatureConfig:
@@ -104,8 +102,7 @@ class AudioClassifier:
 
     def classify_folder(self, folder: str, **options) -> list:
         """One record per file in `folder`, sorted by filename."""
-        names = sorted(f for f in os.listdir(folder)
-                       if not f.startswith(".") and os.path.isfile(os.path.join(folder, f)))
+        names = list_audio_files(folder)
         return self.records(names, self.classify_files([os.path.join(folder, n) for n in names], **options))
 
     def classify_path(self, path: str):
@@ -117,7 +114,6 @@ class AudioClassifier:
     def state_dict(self) -> dict:
         spec = self.spec
         return {
-            "task": TASK,
             "kit_version": __version__,
             "classes": list(spec.classes),
             "kind": spec.kind,

@@ -7,8 +7,8 @@ from dataclasses import replace
 import torch
 from tqdm import tqdm
 
-from .audio import AudioError, audio_duration, load_audio
-from .data import DurationBatchSampler
+from ..audio import AudioError, audio_duration, list_audio_files, load_audio
+from ..samplers import DurationBatchSampler
 
 
 class _AudioFiles(torch.utils.data.Dataset):
@@ -36,12 +36,14 @@ def _collate(items):
     return items
 
 
-def transcribe_files(recognizer, paths: list, batch_seconds: float = 300.0, num_workers: int = 0,
+def transcribe_files(recognizer, paths: list, batch_seconds: float = None, num_workers: int = 0,
                      progress: bool = True, budget_s: float = None) -> list:
     """Transcripts of `paths`, in the same order; unreadable files get ''.
 
-    With a decoder slower than greedy, the total time is projected from the audio done so
-    far; if it would pass `budget_s` (default: the checkpoint's decoder config; the submit limit is 3600 s), the rest is decoded greedily.
+    Batches hold `batch_seconds` of padded audio (default: the checkpoint's decoder config; 0 = one
+    file at a time). With a decoder slower than greedy, the total time is projected from the audio
+    done so far; if it would pass `budget_s` (default: the checkpoint's decoder config; the submit
+    limit is 3600 s), the rest is decoded greedily.
     """
     durations = []
     for p in paths:
@@ -49,6 +51,8 @@ def transcribe_files(recognizer, paths: list, batch_seconds: float = 300.0, num_
             durations.append(audio_duration(p))
         except AudioError:
             durations.append(0.0)  # reported when loading fails below
+    if batch_seconds is None:
+        batch_seconds = recognizer.decoder_config.batch_seconds
     sampler = DurationBatchSampler(durations, batch_seconds, shuffle=False)
     loader = torch.utils.data.DataLoader(_AudioFiles(paths, recognizer.feature_config.n_fft,
                                                      recognizer.feature_config.trim_db),
@@ -80,6 +84,6 @@ def transcribe_files(recognizer, paths: list, batch_seconds: float = 300.0, num_
 
 def transcribe_folder(recognizer, folder: str, **options) -> list:
     """`[{'filename', 'text'}, ...]` sorted by filename, one record per file in `folder`."""
-    names = sorted(f for f in os.listdir(folder) if os.path.isfile(os.path.join(folder, f)))
+    names = list_audio_files(folder)
     texts = transcribe_files(recognizer, [os.path.join(folder, n) for n in names], **options)
     return [{"filename": n, "text": t} for n, t in zip(names, texts)]

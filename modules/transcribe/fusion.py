@@ -19,8 +19,9 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from .data import DurationBatchSampler, SpeechDataset, collate
-from .metrics import cer_counts
+from ..metrics import cer_counts
+from ..samplers import DurationBatchSampler
+from .dataset import SpeechDataset, collate
 
 
 @dataclass

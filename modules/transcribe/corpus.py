@@ -1,0 +1,195 @@
+"""Reading a speech dataset: the 2019 and 2022 competition layouts, speakers, usable utterances.
+
+Bad input never stops a run: every file that cannot be used is named in one
+warning and left out, and a summary says how many were.
+"""
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Optional
+
+from ..audio import usable_duration
+from ..text import TextConfig, normalize_text, read_csv_table, read_label_records, read_text_file, safe_join
+
+
+@dataclass
+class Utterance:
+    path: str
+    text: str
+    duration: float
+    speaker: Optional[str] = None
+
+
+# ---------------------------------------------------------------------------
+# The 2019 layout: WAV files, data_list.csv, labels as character ids + label map
+# ---------------------------------------------------------------------------
+LABEL_MAP_SPECIALS = ("<s>", "</s>", "<pad>")
+CODE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # beside main.py
+
+
+def detect_layout(dataset_path: str) -> str:
+    """'2019' when the training folder has the 2019 `data_list.csv`, else '2022'."""
+    return "2019" if os.path.isfile(os.path.join(dataset_path, "train", "train_data", "data_list.csv")) else "2022"
+
+
+def find_label_map(dataset_path: str, path: Optional[str] = None) -> str:
+    """The 2019 id->character file: `path` if given, else the first `*.labels` file (hackathon.labels
+    first) beside the dataset (DATASET_PATH, DATASET_PATH/train) or in the code folder."""
+    if path:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"label map {path!r} does not exist")
+        return path
+    folders = [dataset_path, os.path.join(dataset_path, "train"), CODE_DIR]
+    for folder in folders:
+        if os.path.isdir(folder):
+            names = sorted(f for f in os.listdir(folder) if f.endswith(".labels"))
+            names.sort(key=lambda f: f != "hackathon.labels")
+            if names:
+                return os.path.join(folder, names[0])
+    raise FileNotFoundError(f"2019-layout dataset {dataset_path!r} needs a label map (`#id<TAB>char<TAB>freq` "
+                            f"lines, e.g. hackathon.labels); none in {folders}; pass --label_map")
+
+
+def read_label_map(path: str) -> dict:
+    """id -> character; pad (id 0 '_'), '<s>' and '</s>' map to '' so that decoding drops them."""
+    id_to_char = {}
+    for line_no, line in enumerate(read_text_file(path).splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        try:
+            idx = int(fields[0])
+        except ValueError:
+            warnings.warn(f"{path}:{line_no}: not an `id<TAB>char<TAB>freq` row: {line!r}; skipped")
+            continue
+        char = fields[1] if len(fields) > 1 else ""
+        char = char if char.strip() else " "  # the space character's row (as the 2019 baseline reads it)
+        id_to_char[idx] = "" if char in LABEL_MAP_SPECIALS or (idx == 0 and char == "_") else char
+    return id_to_char
+
+
+def decode_label_ids(ids: str, id_to_char: dict, where: str) -> Optional[str]:
+    chars = []
+    for token in ids.split():
+        if not token.lstrip("-").isdigit() or int(token) not in id_to_char:
+            warnings.warn(f"{where}: label id {token!r} is not in the label map; row skipped")
+            return None
+        chars.append(id_to_char[int(token)])
+    return "".join(chars)
+
+
+def read_label_rows_2019(dataset_path: str, label_map: Optional[str] = None) -> list:
+    """(audio file name, text) pairs: `train/train_label` (`name,<ids>` lines) when present, else the
+    `.label` files named in `data_list.csv`; names resolved to the WAV files of `data_list.csv`."""
+    data_dir = os.path.join(dataset_path, "train", "train_data")
+    map_path = find_label_map(dataset_path, label_map)
+    id_to_char = read_label_map(map_path)
+    print(f"[data] 2019 layout; label map {map_path} ({len(id_to_char)} ids)", flush=True)
+    listing = {}  # stem -> (wav name, label file name)
+    list_path = os.path.join(data_dir, "data_list.csv")
+    for line in read_text_file(list_path).splitlines():
+        fields = [f.strip() for f in line.split(",")]
+        if not fields[0]:
+            continue
+        label_file = fields[1] if len(fields) > 1 else os.path.splitext(fields[0])[0] + ".label"
+        listing[os.path.splitext(fields[0])[0]] = (fields[0], label_file)
+
+    label_path = os.path.join(dataset_path, "train", "train_label")
+    raw_rows = []  # (stem or file name, ids, where)
+    if os.path.isfile(label_path):  # the source of truth when present
+        for line_no, line in enumerate(read_text_file(label_path).splitlines(), start=1):
+            if not line.strip():
+                continue
+            name, _, ids = line.partition(",")
+            raw_rows.append((name.strip(), ids, f"{label_path}:{line_no}"))
+    else:
+        for stem, (_, label_file) in listing.items():
+            path = safe_join(data_dir, label_file)
+            if path is None or not os.path.isfile(path):
+                warnings.warn(f"{list_path}: label file {label_file!r} of {stem} is missing; skipped")
+                continue
+            raw_rows.append((stem, read_text_file(path), path))
+    rows = []
+    for name, ids, where in raw_rows:
+        text = decode_label_ids(ids, id_to_char, where)
+        if text is not None:
+            stem = os.path.splitext(name)[0]
+            rows.append((listing[stem][0] if stem in listing else name if "." in name else name + ".wav", text))
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# Speakers: label column, --speaker_pattern, or train/train_meta.csv
+# ---------------------------------------------------------------------------
+def read_speakers(dataset_path: str, records: list, speaker_pattern: Optional[str] = None) -> dict:
+    """file name -> speaker id, from the first source that has them (see module docs/data.md)."""
+    if speaker_pattern:
+        pattern = re.compile(speaker_pattern)
+        speakers = {}
+        for r in records:
+            m = pattern.search(r["filename"])
+            if m:
+                speakers[r["filename"]] = m.group(1) if m.groups() else m.group(0)
+        return speakers
+    if any("speaker" in r for r in records):
+        return {r["filename"]: r["speaker"].strip() for r in records if r.get("speaker", "").strip()}
+    meta_path = os.path.join(dataset_path, "train", "train_meta.csv")
+    if os.path.isfile(meta_path):
+        header, rows = read_csv_table(meta_path, required=())
+        lower = [h.lower() for h in header]
+        if "filename" in lower and "speaker" in lower:
+            fi, si = lower.index("filename"), lower.index("speaker")
+            by_name = {row[fi].strip(): row[si].strip() for _, row in rows}
+            by_stem = {os.path.splitext(k)[0]: v for k, v in by_name.items()}
+            return {r["filename"]: by_name.get(r["filename"], by_stem.get(os.path.splitext(r["filename"])[0]))
+                    for r in records if r["filename"] in by_name or os.path.splitext(r["filename"])[0] in by_stem}
+    return {}
+
+
+def read_training_set(dataset_path: str, text_config: TextConfig = TextConfig(), label_map: Optional[str] = None,
+                      speaker_pattern: Optional[str] = None) -> list:
+    """Utterances of `DATASET_PATH/train`, 2019 or 2022 layout (detected, see `detect_layout`)."""
+    data_dir = os.path.join(dataset_path, "train", "train_data")
+    label_path = os.path.join(dataset_path, "train", "train_label")
+    layout = detect_layout(dataset_path)
+    for p in (data_dir,) if layout == "2019" else (data_dir, label_path):
+        if not os.path.exists(p):
+            raise FileNotFoundError(f"dataset {dataset_path!r} has no {os.path.relpath(p, dataset_path)}")
+    if layout == "2019":
+        records = [{"filename": n, "text": t} for n, t in read_label_rows_2019(dataset_path, label_map)]
+    else:
+        records = read_label_records(label_path)
+    speakers = read_speakers(dataset_path, records, speaker_pattern)
+
+    utterances, skipped, labelled = [], 0, set()
+    for record in records:
+        name = record["filename"]
+        path = safe_join(data_dir, name)
+        if path is None:
+            warnings.warn(f"{label_path}: file name {name!r} points outside {data_dir}; skipped")
+            skipped += 1
+            continue
+        labelled.add(path)
+        text = normalize_text(record["text"], text_config)
+        duration, reason = usable_duration(path)
+        if duration is not None and not text:
+            reason = "empty transcript"
+        if reason:
+            warnings.warn(f"{path}: {reason}; skipped")
+            skipped += 1
+            continue
+        utterances.append(Utterance(path, text, duration, speakers.get(name)))
+
+    not_audio = (".csv", ".label", ".txt", ".labels")
+    unlabelled = [f for f in sorted(os.listdir(data_dir)) if not f.endswith(not_audio)
+                  and os.path.join(os.path.realpath(data_dir), f) not in labelled]
+    if unlabelled:
+        warnings.warn(f"{data_dir}: {len(unlabelled)} audio files have no label row (e.g. {unlabelled[0]}); ignored")
+    if skipped:
+        print(f"[data] {skipped} labelled utterances skipped, {len(utterances)} usable", flush=True)
+    if not utterances:
+        raise ValueError(f"dataset {dataset_path!r}: no usable training utterance")
+    return utterances
+
+

@@ -1,0 +1,185 @@
+"""Training a speech recognizer from a dataset folder, start to finish.
+
+    read the dataset -> split 8:2 (no sentence or speaker on both sides) -> tokenizer over every
+    label -> model -> n-gram LM over the training transcripts -> train, saving every epoch and
+    'best' -> choose the LM fusion weights on validation -> save 'best' again (and 'avg')
+
+Everything the platform does (report, save, log) goes through `callbacks`; this file never
+imports nsml.
+"""
+import time
+from dataclasses import replace
+
+import torch
+
+from .. import distributed
+from ..options import config_from
+from ..tasks import Callbacks
+from ..text import TextConfig
+from .corpus import read_training_set
+from .decoding import DecoderConfig
+from .feature_cache import cache_dir_from_option
+from .fusion import FusionGrid, tune_lm_fusion
+from .lm import CharNgramLM
+from .options import (
+    LM_ORDER_BY_UNIT,
+    Options,
+    feature_config,
+    lm_order,
+    model_options,
+    resolve,
+    save_every,
+    speed_factors,
+    use_specaugment,
+)
+from .recognizer import SpeechRecognizer
+from .split import split_by_names, split_by_sentence
+from .tokenizers import build_tokenizer
+from .trainer import SpeechTrainer, TrainConfig
+
+
+def build(options: Options, dataset_path: str, device: torch.device, loaded_state: dict = None,
+          log=print) -> SpeechTrainer:
+    """Everything training needs, built as `options` say: data, split, recognizer (new, or the forked
+    checkpoint's), decoder, LM and the trainer (`trainer.recognizer`), resumed when `loaded_state` is given."""
+    options = resolve(options)
+    if options.decoder == "attention" and options.model != "attention":
+        raise SystemExit(f"--decoder attention needs --model attention (got --model {options.model})")
+    loaded = SpeechRecognizer.from_state_dict(loaded_state["recognizer"], device) if loaded_state else None
+    resume = loaded_state.get("trainer") if loaded_state else None
+
+    # A forked session keeps its checkpoint's text settings, units and split.
+    text_config = loaded.text_config if loaded else TextConfig(
+        keep_spaces=not options.no_spaces, dual=options.dual, punctuation=options.punctuation)
+    utterances = read_training_set(dataset_path, text_config, options.label_map, options.speaker_pattern)
+    if resume and resume.get("valid_files"):
+        train_utts, valid_utts = split_by_names(utterances, resume["valid_files"])
+    else:
+        train_utts, valid_utts = split_by_sentence(utterances, options.valid_fraction, options.seed)
+    log(f"[data] {len(train_utts)} train / {len(valid_utts)} validation utterances "
+        f"({sum(u.duration for u in train_utts) / 60:.1f} / {sum(u.duration for u in valid_utts) / 60:.1f} min)")
+
+    recognizer = loaded or new_recognizer(options, [u.text for u in utterances], device)
+    recognizer.decoder_config = decoder_config(options, recognizer.tokenizer.kind)
+    recognizer.lm = train_lm(options, recognizer, train_utts, log)
+    n_params = sum(p.numel() for p in recognizer.model.parameters())
+    log(f"[model] {recognizer.model_name}: {n_params / 1e6:.2f} M parameters, "
+        f"{len(recognizer.tokenizer)} units, device {device}")
+
+    config = config_from(TrainConfig, options, batch_size=options.batch_utterances,
+                         specaugment=use_specaugment(options), speed_factors=speed_factors(options.speed_perturb),
+                         feature_cache=cache_dir_from_option(options.feature_cache) or "")
+    trainer = SpeechTrainer(recognizer, config, train_utts, valid_utts)
+    if resume is not None:  # continue epoch, optimizer and schedule
+        trainer.load_state_dict(resume)
+        log(f"[resume] from epoch {trainer.epoch}, step {trainer.step}")
+    return trainer
+
+
+def train(options: Options, dataset_path: str, device: torch.device, callbacks: Callbacks = Callbacks(),
+          loaded_state: dict = None) -> SpeechRecognizer:
+    """Train as `options` say on `dataset_path`; `loaded_state` (a forked checkpoint's) continues it."""
+    log = callbacks.log
+    trainer = build(options, dataset_path, device, loaded_state, log)
+    recognizer = trainer.recognizer
+
+    def state():
+        return {"recognizer": recognizer.state_dict(), "trainer": trainer.state_dict()}
+
+    best_weights = {}  # the weights saved as 'best', kept for tuning the LM fusion at the end
+    every, saved = save_every(options), set()
+
+    def on_epoch_end(m):
+        log(f"epoch {m['epoch']:3d} | train_loss {m['train_loss']:.3f} | val_loss {m['val_loss']:.3f} | "
+            f"val_cer {m['val_cer']:.3f} | {m['throughput']:.0f} audio-s/s | {m['minutes']:.1f} min")
+        for hyp, ref in m["val_examples"][:1]:
+            log(f"    ref: {ref}\n    hyp: {hyp}")
+        callbacks.report(m["epoch"], epoch=m["epoch"], train_loss=m["train_loss"], val_loss=m["val_loss"],
+                         val_cer=m["val_cer"], lr=m["lr"])
+        if m["epoch"] % every == 0:
+            callbacks.save(m["epoch"], state())
+            saved.add(m["epoch"])
+        if m["improved"]:
+            callbacks.save("best", state())
+            if options.tune_lm:
+                best_weights.update({k: v.detach().to("cpu", copy=True)
+                                     for k, v in recognizer.model.state_dict().items()})
+
+    trainer.fit(on_epoch_end)
+    if trainer.epoch not in saved:  # the last epoch is always a checkpoint, wherever the budget ended it
+        callbacks.save(trainer.epoch, state())
+    main_process = distributed.is_main_process()
+    log(f"[done] best val_cer {trainer.best:.4f} (greedy) after {trainer.epoch} epochs")
+    decoder = recognizer.decoder_config
+    uses_lm = recognizer.lm is not None and decoder.decoder == "beam" and decoder.lm_weight > 0
+    if main_process and best_weights and uses_lm:
+        tune_fusion_of_best(recognizer, trainer, best_weights, callbacks, state)
+    weights = "final"
+    if options.average_last and trainer.recent_weights:
+        recognizer.model.load_state_dict(trainer.averaged_weights())
+        weights = "averaged"
+        m = trainer.evaluate()
+        log(f"[avg] last {len(trainer.recent_weights)} epochs averaged: val_cer {m['val_cer']:.4f}")
+        callbacks.report(trainer.epoch, avg_val_cer=m["val_cer"])
+        callbacks.save("avg", state())
+    if recognizer.decoder_config.decoder != "greedy" and main_process:
+        m = trainer.evaluate(decoder=recognizer.decoder_config)
+        log(f"[decode] {recognizer.decoder_config.decoder} (beam {recognizer.decoder_config.beam_width}, lm_weight "
+            f"{recognizer.decoder_config.lm_weight}): val_cer {m['val_cer']:.4f} on the {weights} weights")
+    return recognizer
+
+
+def new_recognizer(options: Options, texts: list, device: torch.device) -> SpeechRecognizer:
+    """A fresh model and tokenizer. The tokenizer sees every label's characters, validation included,
+    so no character is ever dropped."""
+    torch.manual_seed(options.seed)  # same initial weights in every run (and on every DDP rank)
+    tokenizer = build_tokenizer(options.unit, texts, vocab_size=options.vocab_size)
+    text_config = TextConfig(keep_spaces=not options.no_spaces, dual=options.dual, punctuation=options.punctuation)
+    return SpeechRecognizer.create(options.model, tokenizer, feature_config(options), text_config, device,
+                                   **model_options(options))
+
+
+def decoder_config(options: Options, unit: str) -> DecoderConfig:
+    """How the checkpoint will decode (a submit passes no options, so it decodes as trained)."""
+    order = lm_order(options, unit)
+    return DecoderConfig(decoder=options.decoder, beam_width=options.beam_width,
+                         lm_weight=options.lm_weight if order else 0.0, lm_bonus=options.lm_bonus,
+                         infer_budget_s=options.infer_budget_s, merge_repeats=not options.no_merge_repeats,
+                         batch_seconds=options.infer_batch_seconds)
+
+
+def train_lm(options: Options, recognizer: SpeechRecognizer, train_utts: list, log):
+    """The n-gram LM over the units the model emits (syllables or jamo), from the training transcripts
+    only: a language model that saw validation text would flatter its CER. None when not used."""
+    kind, order = recognizer.tokenizer.kind, lm_order(options, recognizer.tokenizer.kind)
+    if options.decoder != "beam" or order <= 0 or options.lm_weight <= 0:
+        return None
+    if kind not in LM_ORDER_BY_UNIT:
+        log(f"[lm] the n-gram LM needs --unit char or jamo; beam search without LM for --unit {kind}")
+        return None
+    texts = ["".join(recognizer.tokenizer.split(u.text)) for u in train_utts]
+    lm = CharNgramLM.train(texts, order=order, max_texts=options.lm_max_texts, seed=options.seed)
+    sampled = f"a random {options.lm_max_texts} of " if len(texts) > options.lm_max_texts else ""
+    log(f"[lm] {order}-gram of {kind} units from {sampled}{len(texts)} training transcripts")
+    return lm
+
+
+def tune_fusion_of_best(recognizer, trainer, best_weights: dict, callbacks: Callbacks, state):
+    """Choose lm_weight / lm_bonus for the 'best' weights on validation data and save 'best' again
+    with them; the model is left with its final weights."""
+    start, model = time.time(), recognizer.model
+    final_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(best_weights)
+    results = tune_lm_fusion(recognizer, trainer.valid_utts)
+    (val_cer, weight, bonus), given = results[0], recognizer.decoder_config
+    before = {(w, b): c for c, w, b in results}.get((given.lm_weight, given.lm_bonus))
+    recognizer.decoder_config = replace(given, lm_weight=weight, lm_bonus=bonus)
+    lowest = min(results)
+    kept = f"; {lowest[1]}/{lowest[2]} scored {lowest[0]:.4f}, within noise" if lowest[0] < val_cer else ""
+    callbacks.log(f"[lm] fusion tuned on {min(len(trainer.valid_utts), FusionGrid.max_utterances)} validation "
+                  f"utterances in {time.time() - start:.0f} s: lm_weight {weight}, lm_bonus {bonus}, beam val_cer "
+                  f"{val_cer:.4f}" + (f" (given {given.lm_weight}/{given.lm_bonus}: {before:.4f}{kept})"
+                                      if before is not None else ""))
+    callbacks.report(trainer.epoch, tuned_lm_weight=weight, tuned_lm_bonus=bonus, tuned_beam_val_cer=val_cer)
+    callbacks.save("best", state())
+    model.load_state_dict(final_weights)

@@ -1,0 +1,179 @@
+"""Training a speech recognizer: CTC (plus an attention decoder's loss) on batches by padded duration.
+
+The loop itself is modules/training.py. This file adds what is particular to speech:
+batches of utterances by padded seconds (or by count, the 2022 baseline's), speed
+perturbation and SpecAugment of training batches, the joint CTC + decoder loss,
+validation CER, averaging the last epochs' weights, and the split a fork must keep.
+The alternatives (Adam, tri-stage LR, batches by count, SpecAugment copies) exist to
+reproduce the 2022 baseline's recipe (`--preset baseline2022`, options.py).
+"""
+import os
+import warnings
+from collections import deque
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .. import distributed
+from ..features import SpecAugmentConfig
+from ..metrics import cer
+from ..samplers import BatchByCountSampler, DurationBatchSampler
+from ..training import LoopConfig, Trainer
+from .dataset import SpeechDataset, collate
+from .decoding import DecoderConfig
+from .feature_cache import FeatureCache
+
+
+@dataclass
+class TrainConfig(LoopConfig):
+    batch_seconds: float = 0.0     # padded audio seconds per batch; 0 = auto (CPU 90, GPU 900)
+    batch_size: int = 0            # >0: batches of this many utterances instead (2022 baseline: 128)
+    specaugment: bool = True
+    speed_factors: tuple = ()      # each training batch is played at one of these speeds, e.g. (0.9, 1.0, 1.1)
+    specaugment_copies: bool = False  # each epoch: every utterance once clean + once augmented (2022 baseline)
+    sortagrad: bool = False
+    feature_cache: str = ""        # folder of the on-disk feature cache; "" = compute features every batch
+    average_last: int = 0          # keep the last N epochs' weights to average at the end; 0 = off
+    ctc_weight: float = 0.3        # models with a decoder loss: ctc_weight * CTC + (1 - ctc_weight) * decoder
+
+
+class SpeechTrainer(Trainer):
+    metric = "val_cer"
+    higher_is_better = False
+
+    def __init__(self, recognizer, config: TrainConfig, train_utts: list, valid_utts: list):
+        self.recognizer = recognizer
+        if not config.batch_seconds:
+            config.batch_seconds = 900.0 if recognizer.device.type == "cuda" else 90.0
+        torch.manual_seed(config.seed)
+        self.cache = FeatureCache(config.feature_cache, recognizer.feature_config) if config.feature_cache else None
+        self.train_utts = self._trainable(train_utts)
+        self.valid_utts = valid_utts
+        # With copies, items [n, 2n) of the epoch list are the SpecAugment copies of [0, n).
+        self.epoch_utts = self.train_utts * (2 if config.specaugment_copies and config.specaugment else 1)
+        # Batch sizes are per process: with W processes the global batch is W times larger,
+        # and each global batch is split between the ranks (the same batches as one process).
+        world = distributed.world_size()
+        if config.batch_size:
+            sampler = BatchByCountSampler(len(self.epoch_utts), config.batch_size * world, seed=config.seed)
+        else:
+            sampler = DurationBatchSampler([u.duration for u in self.epoch_utts], config.batch_seconds * world,
+                                           shuffle=True, seed=config.seed, sortagrad=config.sortagrad)
+        if world > 1:
+            sampler = distributed.ShardedBatchSampler(sampler, distributed.rank(), world)
+        self.train_sampler = sampler
+        self.valid_loader = self._loader(valid_utts, DurationBatchSampler(
+            [u.duration for u in valid_utts], 2 * config.batch_seconds, shuffle=False), config.num_workers)
+        super().__init__(recognizer.model, config, recognizer.device,
+                         self._loader(self.epoch_utts, sampler, config.num_workers))
+        self.recent_weights = deque(maxlen=max(config.average_last, 0))
+        self.augment = SpecAugmentConfig() if config.specaugment else None
+        self.speed_factors = tuple(config.speed_factors)
+        if self.speed_factors and self.cache is not None:
+            print("[train] speed perturbation needs waveforms; the feature cache stores features, "
+                  "so it is off in this run", flush=True)
+            self.speed_factors = ()
+
+    def _trainable(self, utts):
+        """Drop utterances with more units than the model has output frames (CTC cannot align them)."""
+        rec, keep = self.recognizer, []
+        for u in utts:
+            frames = rec.featurizer.frame_lengths(torch.tensor([int(u.duration * rec.feature_config.sample_rate)]))
+            if int(rec.model.output_lengths(frames)[0]) >= len(rec.tokenizer.encode(u.text)):
+                keep.append(u)
+            else:
+                warnings.warn(f"{u.path}: {u.duration:.2f} s is too short for its {len(u.text)}-character "
+                              "transcript; skipped")
+        if not keep:
+            raise ValueError("no training utterance is long enough for its transcript")
+        return keep
+
+    def _loader(self, utts, sampler, num_workers):
+        dataset = SpeechDataset(utts, self.recognizer.tokenizer, self.recognizer.feature_config.trim_db, self.cache)
+        return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
+                                           num_workers=num_workers)
+
+    def speech_loss(self, batch, augment=None, augment_rows=None, net=None, speed: float = 1.0):
+        """CTC loss (plus the model's decoder loss, if it has one), log-probs and output lengths."""
+        rec = self.recognizer
+        if "feats" in batch:  # from the feature cache
+            feats, feat_lengths = rec.augment_features(batch["feats"], batch["feat_lengths"], augment, augment_rows)
+        else:
+            feats, feat_lengths = rec.features(batch["waves"], batch["wave_lengths"], augment, augment_rows, speed)
+        targets, target_lengths = batch["targets"].to(feats.device), batch["target_lengths"].to(feats.device)
+        with self.autocast():
+            log_probs, lengths = (net or self.net)(feats, feat_lengths)
+        log_probs = log_probs.float()  # CTC in full precision
+        loss = F.ctc_loss(log_probs.transpose(0, 1), targets, lengths, target_lengths, blank=0, zero_infinity=True)
+        if hasattr(rec.model, "decoder_loss"):  # attention models: joint CTC + decoder cross-entropy
+            with self.autocast():
+                dec = rec.model.decoder_loss(targets, target_lengths)
+            loss = self.config.ctc_weight * loss + (1 - self.config.ctc_weight) * dec.float()
+        return loss, log_probs, lengths
+
+    def loss(self, batch):
+        loss, _, _ = self.speech_loss(batch, self.augment, self.augment_rows(batch), speed=self.batch_speed())
+        return loss, self.audio_seconds(batch)
+
+    def audio_seconds(self, batch) -> float:
+        fc = self.recognizer.feature_config
+        if "wave_lengths" in batch:
+            return float(batch["wave_lengths"].sum()) / fc.sample_rate
+        return float(batch["feat_lengths"].sum()) * fc.hop_ms / 1000  # cached features
+
+    def batch_speed(self) -> float:
+        """A random one of the speed factors (1.0 without them), from the seeded torch generator."""
+        if not self.speed_factors:
+            return 1.0
+        return float(self.speed_factors[int(torch.randint(len(self.speed_factors), ()))])
+
+    def augment_rows(self, batch):
+        """Which rows of a training batch get SpecAugment: all (None), or only the copies."""
+        if len(self.epoch_utts) == len(self.train_utts):
+            return None
+        return torch.tensor(batch["indices"]) >= len(self.train_utts)
+
+    @torch.no_grad()
+    def evaluate(self, decoder: DecoderConfig = DecoderConfig()) -> dict:
+        """Validation loss and CER; greedy decoding unless `decoder` says otherwise."""
+        self.model.eval()
+        total, count, hyps, refs = 0.0, 0, [], []
+        for batch in self.valid_loader:
+            if batch is None:
+                continue
+            # never augment validation; the plain model, so ranks need not evaluate in step
+            loss, log_probs, lengths = self.speech_loss(batch, net=self.model)
+            total += loss.item() * len(lengths)
+            count += len(lengths)
+            hyps += self.recognizer.decode(log_probs, lengths, decoder=decoder)
+            refs += [self.valid_utts[i].text for i in batch["indices"]]
+            self.trim_heap()
+        return {"val_loss": total / max(count, 1), "val_cer": cer(hyps, refs) if hyps else 1.0,
+                "val_examples": list(zip(hyps[:3], refs[:3]))}
+
+    def after_epoch(self, improved: bool):
+        if self.recent_weights.maxlen:
+            self.recent_weights.append({k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()})
+
+    def averaged_weights(self) -> dict:
+        """Mean of the kept epochs' weights (integer buffers such as BatchNorm counters: the latest)."""
+        return average_state_dicts(list(self.recent_weights))
+
+    def state_dict(self) -> dict:
+        # valid_files: the split, so a forked session validates on the same files (recipe.py reuses it)
+        return dict(super().state_dict(), valid_files=[os.path.basename(u.path) for u in self.valid_utts])
+
+
+def average_state_dicts(states: list) -> dict:
+    """Element-wise mean of model state dicts with the same keys; non-float entries from the last one."""
+    if not states:
+        raise ValueError("no weights to average")
+    averaged = {}
+    for key, last in states[-1].items():
+        if last.is_floating_point():
+            # float64 sums: averaging identical weights gives them back bit for bit
+            averaged[key] = torch.stack([s[key].double() for s in states]).mean(0).to(last.dtype)
+        else:
+            averaged[key] = last.clone()
+    return averaged
