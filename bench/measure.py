@@ -5,9 +5,11 @@ other bench scripts (e.g. bench/bench_features.py) can reuse them. Training
 throughput runs in a process of its own, so its peak RSS is the training
 process's alone:
 
-    python bench/measure.py throughput --steps 20 --warmup 2 -- [main.py options]
+    python bench/measure.py throughput --steps 20 --warmup 2 [--out F.json] [--ddp] -- [main.py options]
 
-prints one JSON line (the last line of stdout).
+prints one JSON line (the last line of stdout), also written to --out. On a GPU it
+includes the peak GPU memory; under `torchrun --nproc_per_node 1`, --ddp makes it a
+1-process DDP run (nccl on CUDA, gloo on CPU). bench/gpu_check.py runs it per configuration.
 """
 import argparse
 import json
@@ -36,17 +38,38 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def training_throughput(main_argv: list, steps: int = 20, warmup: int = 2) -> dict:
+def join_ddp_group(device: torch.device) -> str:
+    """Form a process group even for one process, so DDP (and nccl) are really exercised:
+    main.py only forms one with 2 or more processes. Needs the environment torchrun sets."""
+    import torch.distributed as dist
+    if "RANK" not in os.environ:
+        raise SystemExit("--ddp needs the environment torchrun sets: torchrun --nproc_per_node 1 bench/measure.py ...")
+    backend = "nccl" if device.type == "cuda" else "gloo"  # the rule of modules/distributed.py
+    if device.type == "cuda":
+        torch.cuda.set_device(device.index if device.index is not None else int(os.environ.get("LOCAL_RANK", 0)))
+    dist.init_process_group(backend)
+    return backend
+
+
+def training_throughput(main_argv: list, steps: int = 20, warmup: int = 2, ddp: bool = False) -> dict:
     """Audio seconds trained per second over `steps` optimizer steps after `warmup` steps.
 
     The Trainer is built exactly as `python main.py <main_argv>` builds it, and the
     batches are the first of its seeded epoch order (the same ones on every run),
-    data loading included, validation excluded.
+    data loading included, validation excluded. On CUDA, the peak GPU memory of the
+    whole run (model, warm-up and measured steps) is reported too. With `ddp`, the
+    network is wrapped in DistributedDataParallel in a group of the torchrun processes.
     """
     import main  # the entry file: its options, presets and Trainer construction
     args = main.parse_args(main_argv)
-    kit = main.Kit(torch.device(args.device) if args.device else main.default_device())
+    device = torch.device(args.device) if args.device else main.default_device()
+    backend = join_ddp_group(device) if ddp else None
+    kit = main.Kit(device)
     trainer = main.build_trainer(kit, args)
+    if ddp and not isinstance(trainer.net, torch.nn.parallel.DistributedDataParallel):
+        index = device.index if device.index is not None else torch.cuda.current_device() if device.type == "cuda" else None
+        trainer.net = torch.nn.parallel.DistributedDataParallel(trainer.net, device_ids=None if index is None else [index])
+    cuda = device.type == "cuda"
     kit.recognizer.model.train()
     sample_rate = kit.recognizer.feature_config.sample_rate
     done, audio, padded, elapsed, epoch = 0, 0.0, 0.0, 0.0, 0
@@ -55,6 +78,8 @@ def training_throughput(main_argv: list, steps: int = 20, warmup: int = 2) -> di
         trainer.train_sampler.set_epoch(epoch)
         for batch in trainer.train_loader:
             if done == warmup:
+                if cuda:
+                    torch.cuda.synchronize()  # the warm-up's queued GPU work is not timed
                 start = time.perf_counter()  # data loading of measured steps is counted
             if batch is None:
                 continue
@@ -66,11 +91,25 @@ def training_throughput(main_argv: list, steps: int = 20, warmup: int = 2) -> di
             if done == warmup + steps:
                 break
         epoch += 1
+    if cuda:
+        torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
-    return {"audio_seconds_per_second": audio / elapsed, "steps": steps, "warmup_steps": warmup,
-            "seconds": elapsed, "audio_seconds": audio, "padding_fraction": 1 - audio / max(padded, 1e-9),
-            "parameters": sum(p.numel() for p in kit.recognizer.model.parameters()),
-            "peak_rss_mib": peak_rss_mib()}
+    result = {"audio_seconds_per_second": audio / elapsed, "steps": steps, "warmup_steps": warmup,
+              "seconds": elapsed, "audio_seconds": audio, "batch_audio_seconds": audio / steps,
+              "padding_fraction": 1 - audio / max(padded, 1e-9),
+              "parameters": sum(p.numel() for p in kit.recognizer.model.parameters()),
+              "peak_rss_mib": peak_rss_mib(), "device": str(device),
+              "amp_dtype": str(trainer.amp_dtype).replace("torch.", "") if trainer.amp_dtype else "float32",
+              "compiled": bool(args.compile), "ddp_backend": backend}
+    if cuda:
+        result.update(peak_gpu_allocated_mib=torch.cuda.max_memory_allocated(device) / 2**20,
+                      peak_gpu_reserved_mib=torch.cuda.max_memory_reserved(device) / 2**20,
+                      gpu_name=torch.cuda.get_device_name(device))
+    if backend:
+        import torch.distributed as dist
+        result["world_size"] = dist.get_world_size()
+        dist.destroy_process_group()
+    return result
 
 
 def inference_speed(recognizer, paths: list, batch_seconds: float) -> dict:
@@ -140,10 +179,16 @@ def _cli():
     p.add_argument("what", choices=["throughput"])
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--ddp", action="store_true", help="under torchrun: a DDP run, even with one process")
+    p.add_argument("--out", default=None, help="also write the JSON to this file")
     argv = sys.argv[1:]
     split = argv.index("--") if "--" in argv else len(argv)  # main.py options follow `--`
     a, main_args = p.parse_args(argv[:split]), argv[split + 1:]
-    print(json.dumps(training_throughput(main_args, a.steps, a.warmup)), flush=True)
+    result = training_throughput(main_args, a.steps, a.warmup, a.ddp)
+    if a.out:
+        with open(a.out, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=1)
+    print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":
