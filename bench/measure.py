@@ -5,9 +5,11 @@ other bench scripts (e.g. bench/bench_features.py) can reuse them. Training
 throughput runs in a process of its own, so its peak RSS is the training
 process's alone:
 
-    python bench/measure.py throughput --steps 20 --warmup 2 -- [main.py options]
+    python bench/measure.py throughput --steps 20 --warmup 2 [--out F.json] [--ddp] -- [main.py options]
 
-prints one JSON line (the last line of stdout).
+prints one JSON line (the last line of stdout), also written to --out. On a GPU it
+includes the peak GPU memory; under `torchrun --nproc_per_node 1`, --ddp makes it a
+1-process DDP run (nccl on CUDA, gloo on CPU). bench/gpu_check.py runs it per configuration.
 """
 import argparse
 import json
@@ -36,22 +38,33 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def training_throughput(main_argv: list, steps: int = 20, warmup: int = 2) -> dict:
+def training_throughput(main_argv: list, steps: int = 20, warmup: int = 2, ddp: bool = False) -> dict:
     """Audio seconds trained per second over `steps` optimizer steps after `warmup` steps.
 
     The trainer is built by the transcription recipe exactly as `python main.py <main_argv>`
     builds it (`--dataset_path D` and `--device` as in main.py; every other option the task's),
     and the batches are the first of its seeded epoch order (the same ones on every run),
-    data loading included, validation excluded.
+    data loading included, validation excluded. On CUDA, the peak GPU memory of the whole run
+    (model, warm-up and measured steps) is reported too. With `ddp` (under torchrun, even with
+    one process) the process joins the group as main.py does and the trainer runs DDP.
     """
+    from modules import distributed
     from modules.tasks import default_device
     from modules.transcribe import parse_options, recipe
     kit_argv = argparse.ArgumentParser(add_help=False)
     kit_argv.add_argument("--dataset_path", required=True)
     kit_argv.add_argument("--device", default=None)
     args, task_argv = kit_argv.parse_known_args(main_argv)
-    device = torch.device(args.device) if args.device else default_device()
-    trainer = recipe.build(parse_options(task_argv), args.dataset_path, device)
+    ddp_device = None
+    if ddp:
+        if "RANK" not in os.environ:
+            raise SystemExit("--ddp needs the environment torchrun sets: torchrun --nproc_per_node 1 bench/measure.py ...")
+        ddp_device = distributed.init_from_env()
+    device = torch.device(args.device) if args.device else (ddp_device or default_device())
+    options = parse_options(task_argv)
+    trainer = recipe.build(options, args.dataset_path, device)
+    backend = torch.distributed.get_backend() if distributed.is_distributed() else None
+    cuda = device.type == "cuda"
     rec = trainer.recognizer
     rec.model.train()
     sample_rate = rec.feature_config.sample_rate
@@ -61,6 +74,8 @@ def training_throughput(main_argv: list, steps: int = 20, warmup: int = 2) -> di
         trainer.train_sampler.set_epoch(epoch)
         for batch in trainer.train_loader:
             if done == warmup:
+                if cuda:
+                    torch.cuda.synchronize()  # the warm-up's queued GPU work is not timed
                 start = time.perf_counter()  # data loading of measured steps is counted
             if batch is None:
                 continue
@@ -72,11 +87,24 @@ def training_throughput(main_argv: list, steps: int = 20, warmup: int = 2) -> di
             if done == warmup + steps:
                 break
         epoch += 1
+    if cuda:
+        torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
-    return {"audio_seconds_per_second": audio / elapsed, "steps": steps, "warmup_steps": warmup,
-            "seconds": elapsed, "audio_seconds": audio, "padding_fraction": 1 - audio / max(padded, 1e-9),
-            "parameters": sum(p.numel() for p in rec.model.parameters()),
-            "peak_rss_mib": peak_rss_mib()}
+    result = {"audio_seconds_per_second": audio / elapsed, "steps": steps, "warmup_steps": warmup,
+              "seconds": elapsed, "audio_seconds": audio, "batch_audio_seconds": audio / steps,
+              "padding_fraction": 1 - audio / max(padded, 1e-9),
+              "parameters": sum(p.numel() for p in rec.model.parameters()),
+              "peak_rss_mib": peak_rss_mib(), "device": str(device),
+              "amp_dtype": str(trainer.amp_dtype).replace("torch.", "") if trainer.amp_dtype else "float32",
+              "compiled": bool(options.compile), "ddp_backend": backend}
+    if cuda:
+        result.update(peak_gpu_allocated_mib=torch.cuda.max_memory_allocated(device) / 2**20,
+                      peak_gpu_reserved_mib=torch.cuda.max_memory_reserved(device) / 2**20,
+                      gpu_name=torch.cuda.get_device_name(device))
+    if backend:
+        result["world_size"] = distributed.world_size()
+        distributed.shutdown()
+    return result
 
 
 def inference_speed(recognizer, paths: list, batch_seconds: float) -> dict:
@@ -146,10 +174,16 @@ def _cli():
     p.add_argument("what", choices=["throughput"])
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--ddp", action="store_true", help="under torchrun: a DDP run, even with one process")
+    p.add_argument("--out", default=None, help="also write the JSON to this file")
     argv = sys.argv[1:]
     split = argv.index("--") if "--" in argv else len(argv)  # main.py options follow `--`
     a, main_args = p.parse_args(argv[:split]), argv[split + 1:]
-    print(json.dumps(training_throughput(main_args, a.steps, a.warmup)), flush=True)
+    result = training_throughput(main_args, a.steps, a.warmup, a.ddp)
+    if a.out:
+        with open(a.out, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=1)
+    print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -97,3 +98,70 @@ def test_attention_decode_speed_bench_runs_and_its_searches_agree(tmp_path):
     for name in ("per_utterance_loop", "one_utterance_per_call", "batched"):
         assert finite_positive(r[name]["ms_per_utterance"])
     assert r["speedup"] == r["per_utterance_loop"]["seconds"] / r["batched"]["seconds"]
+
+
+# -- bench/gpu_check.sh (issue 12): its CPU smoke mode, and the parts only a GPU run reaches ----
+
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import gpu_check  # noqa: E402
+
+
+def test_gpu_check_smoke_mode_runs_every_step(tmp_path):
+    out = tmp_path / "gpu.json"
+    done = subprocess.run(["bash", os.path.join(ROOT, "bench", "gpu_check.sh"), "--smoke", "--out", str(out),
+                           "--work", str(tmp_path / "work")], cwd=ROOT, env=dict(os.environ, PYTHON=sys.executable),
+                          capture_output=True, text=True, timeout=480)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    r = json.loads(out.read_text(encoding="utf-8"))
+    assert r["settings"]["smoke"] is True and r["machine"]["torch"] and r["seconds"] < 8 * 60
+    assert list(r["throughput"]) == ["deepspeech2", "conformer_medium"]
+    for by in r["throughput"].values():
+        assert list(by) == ["off", "bf16", "off+compile", "bf16+compile"]
+        for amp, dtype in (("off", "float32"), ("bf16", "bfloat16")):  # bf16: CPU autocast really engaged
+            t = by[amp]
+            assert finite_positive(t["audio_seconds_per_second"]) and t["peak_rss_mib"] > 50
+            assert t["amp_dtype"] == dtype and t["device"] == "cpu" and t["compiled"] is False
+            assert t["steps"] == r["settings"]["steps"] and f"--amp {amp}" in t["command"]
+        assert "skipped" in by["off+compile"] and "skipped" in by["bf16+compile"]
+    ddp = r["ddp"]
+    assert "torch.distributed.run" in ddp["command"] and "--ddp" in ddp["command"]
+    assert ddp["ddp_backend"] == "gloo" and ddp["world_size"] == 1 and finite_positive(ddp["audio_seconds_per_second"])
+    assert finite_positive(ddp["over_single_process"])
+    assert "nsml run" in r["run"]["command"] and "nsml submit" in r["run"]["command"]
+    assert math.isfinite(r["run"]["cer"]) and r["run"]["cer"] >= 0
+    assert "| deepspeech2 | bf16 | no |" in done.stdout and "0 step(s) failed" in done.stdout
+
+
+def test_gpu_check_records_failures_and_timeouts_and_goes_on(tmp_path):
+    code, out, err, _ = gpu_check.run_step([sys.executable, "-c", "import sys; print('x'); sys.exit('boom')"], 30)
+    assert code == 1 and out.strip() == "x" and "boom" in err
+    entry = gpu_check.outcome(["cmd"], code, out, err, 0.5, 30)
+    assert entry["error"] == "exit status 1" and "boom" in entry["output_tail"]
+    # A step past its timeout is killed with its whole process group (torchrun's workers, run.sh's children).
+    marker = tmp_path / "child_survived"
+    code, _, _, seconds = gpu_check.run_step(
+        ["bash", "-c", f"(sleep 3; touch {marker}) & sleep 30"], 1)
+    assert code is None and seconds < 10
+    assert gpu_check.outcome(["cmd"], None, "", "", seconds, 1)["error"] == "timed out after 1 s"
+    time.sleep(3.5)
+    assert not marker.exists()
+    # No time left: the step is recorded as skipped, not started.
+    budget = gpu_check.Budget(gpu_check.MIN_STEP_SECONDS - 1)
+    settings = {"steps": 1, "warmup": 0, "budget_minutes": 8}
+    skipped = gpu_check.measure_throughput(sys.executable, ["--model", "deepspeech2"], settings, budget, 60, None)
+    assert "budget ran out" in skipped["skipped"]
+
+
+def test_gpu_check_runs_run_sh_with_a_short_budget_and_reads_its_cer(tmp_path):
+    """The GPU-only branch: ./run.sh is called with the knobs it reads, and its last line is the CER."""
+    assert gpu_check.run_sh_env(os.path.join(ROOT, "run.sh"), "py").get("MINUTES") == "1"
+    fake = tmp_path / "run.sh"
+    fake.write_text('MINUTES=${MINUTES:-4}\necho "training for $MINUTES min"\necho "CER: 0.125000"\n')
+    settings = {"budget_minutes": 8}
+    r = gpu_check.training_and_submit(sys.executable, settings, gpu_check.Budget(60), 30, dict(os.environ),
+                                      str(tmp_path), smoke=False, run_sh=str(fake))
+    assert r["cer"] == 0.125 and r["env"]["MINUTES"] == "1"
+    fake.write_text('echo "Traceback: no GPU"\nexit 3\n')
+    r = gpu_check.training_and_submit(sys.executable, settings, gpu_check.Budget(60), 30, dict(os.environ),
+                                      str(tmp_path), smoke=False, run_sh=str(fake))
+    assert r["error"] == "exit status 3" and "no GPU" in r["output_tail"]

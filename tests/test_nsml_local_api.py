@@ -256,3 +256,111 @@ def test_direct_dataset_defaults_to_sample_dataset_beside_the_script(tmp_path, m
     assert environment.Context().dataset_path == str(tmp_path / 'kit' / 'sample_dataset')
     (tmp_path / 'sample_dataset').mkdir()  # ./sample_dataset wins when it exists
     assert environment.Context().dataset_path == str(tmp_path / 'sample_dataset')
+
+
+# -- a direct run's dataset: --dataset_path in argv (issue 13) -----------------
+
+def test_direct_dataset_comes_from_the_dataset_path_argument(tmp_path):
+    data = str(tmp_path / 'corpus_d')
+    for argv in (['--dataset_path', data, '--mode', 'test'], ['--dataset_path=' + data]):
+        ctx = environment.Context(environ={}, argv=argv)
+        assert ctx.dataset_path == data and ctx.session == 'local/corpus_d/direct'
+        assert ctx.dataset_source == '--dataset_path'
+    # The same folder named both ways is no conflict; without the argument the variable is used.
+    same = environment.Context(environ={'NSML_LOCAL_DATASET_PATH': data + '/'}, argv=['--dataset_path', data])
+    assert same.session == 'local/corpus_d/direct'
+    by_env = environment.Context(environ={'NSML_LOCAL_DATASET_PATH': str(tmp_path / 'other')}, argv=[])
+    assert by_env.session == 'local/other/direct' and by_env.dataset_source == 'NSML_LOCAL_DATASET_PATH'
+
+
+def test_direct_dataset_named_two_different_ways_is_an_error(tmp_path):
+    with pytest.raises(NSMLError) as error:
+        environment.Context(environ={'NSML_LOCAL_DATASET_PATH': str(tmp_path / 'a')},
+                            argv=['--dataset_path', str(tmp_path / 'b')])
+    message = str(error.value)
+    assert str(tmp_path / 'a') in message and str(tmp_path / 'b') in message and 'give only one' in message
+
+
+# The kit's main.py in miniature: --dataset_path overrides DATASET_PATH for training.
+KIT_SHAPED = [("args.add_argument('--num_epochs', type=int, default=2)",
+               "args.add_argument('--num_epochs', type=int, default=2)\n"
+               "    args.add_argument('--dataset_path', type=str, default=None)"),
+              ("    model = LengthModel()\n",
+               "    DATASET_PATH = config.dataset_path or DATASET_PATH\n"
+               "    HAS_DATASET = os.path.isdir(DATASET_PATH)\n"
+               "    model = LengthModel()\n")]
+
+
+def kit_shaped_code(folder):
+    code = kit.make_code(folder, 'baseline2022_main.py')
+    with open(os.path.join(code, 'main.py'), encoding='utf-8') as f:
+        source = f.read()
+    for old, new in KIT_SHAPED:
+        assert old in source
+        source = source.replace(old, new)
+    with open(os.path.join(code, 'main.py'), 'w', encoding='utf-8') as f:
+        f.write(source)
+    return code
+
+
+def expected_cer(root):
+    """What the fixture's nearest-length model trained on ROOT/train scores on ROOT/test, recomputed."""
+    import csv
+    import Levenshtein
+    with open(os.path.join(root, 'train', 'train_label'), encoding='utf-8') as f:
+        table = {os.path.getsize(os.path.join(root, 'train', 'train_data', r['filename'])) // 2: r['text']
+                 for r in csv.DictReader(f)}
+    with open(os.path.join(root, 'test', 'test_label'), encoding='utf-8') as f:
+        refs = {r['filename']: r['text'].replace(' ', '') for r in csv.DictReader(f)}
+    errors = 0
+    for name, ref in refs.items():
+        length = os.path.getsize(os.path.join(root, 'test', 'test_data', name)) // 2
+        hyp = table[min(table, key=lambda known: abs(known - length))].replace(' ', '')
+        errors += Levenshtein.distance(hyp, ref)
+    return errors / sum(len(ref) for ref in refs.values())
+
+
+def test_direct_test_run_scores_the_dataset_it_was_given(tmp_path):
+    """Train with --dataset_path D, then --mode test ... --dataset_path D scores D's test set,
+    in session local/<D>/direct, even with a different ./sample_dataset beside main.py."""
+    code = kit_shaped_code(str(tmp_path / 'code'))
+    data = kit.make_2022(str(tmp_path / 'corpus_d'))
+    sample = kit.make_2022(os.path.join(code, 'sample_dataset'))
+    with open(os.path.join(sample, 'test', 'test_label'), 'w', encoding='utf-8') as f:  # other references
+        f.write('filename,text\n' + ''.join('test_%06d,다른 문장\n' % j for j in range(len(kit.TEST_ITEMS))))
+    assert abs(expected_cer(data) - expected_cer(sample)) > 0.3
+    env = kit.cli_env(tmp_path / 'home')
+    run = lambda *a, **extra: subprocess.run([sys.executable, 'main.py'] + list(a), cwd=code,
+                                             env=dict(env, **extra), stdout=subprocess.PIPE,
+                                             stderr=subprocess.PIPE, universal_newlines=True)
+    train = run('--num_epochs', '1', '--dataset_path', data)
+    assert train.returncode == 0, train.stderr
+    assert 'dataset %s (--dataset_path)' % data in train.stderr and 'local/corpus_d/direct' in train.stderr
+    test = run('--mode', 'test', '--pause', '1', '--iteration', 'best', '--dataset_path', data)
+    assert test.returncode == 0, test.stderr
+    assert "loading checkpoint 'best' of local/corpus_d/direct" in test.stdout
+    last = test.stdout.strip().splitlines()[-1]
+    assert last.startswith('CER: ') and float(last.split()[1]) == pytest.approx(expected_cer(data), abs=1e-6)
+    assert os.path.isdir(tmp_path / 'home' / 'sessions' / 'local' / 'corpus_d' / 'direct' / 'checkpoints')
+    assert not os.path.exists(tmp_path / 'home' / 'sessions' / 'local' / 'sample_dataset')
+
+    clash = run('--mode', 'test', '--pause', '1', '--iteration', 'best', '--dataset_path', data,
+                NSML_LOCAL_DATASET_PATH=sample)
+    assert clash.returncode == 2 and clash.stdout == ''
+    assert clash.stderr.strip().splitlines()[-1] == (
+        'nsml: error: --dataset_path %s and NSML_LOCAL_DATASET_PATH=%s name different datasets; a direct run '
+        'trains on, saves under and scores one dataset: give only one of them (or the same folder to both)'
+        % (data, sample))
+
+
+def test_cli_session_trained_on_another_folder_is_warned_about(tmp_path):
+    """nsml run -d X -a "--dataset_path D": as on NSML, submit would score X; the log says so."""
+    code = kit_shaped_code(str(tmp_path / 'code'))
+    data = kit.make_2022(str(tmp_path / 't1-cmd'))
+    other = kit.make_2022(str(tmp_path / 'other'))
+    run = kit.nsml(tmp_path / 'home', 'run', '-d', data, '-a', '--num_epochs 1 --dataset_path ' + other, cwd=code)
+    assert run.returncode == 0, run
+    assert 'not this session' not in kit.nsml(tmp_path / 'home', 'run', '-d', data, '-a', '--num_epochs 1 '
+                                              '--dataset_path ' + data, cwd=code).stdout
+    assert ('nsml: warning: --dataset_path %s is not this session\'s dataset (t1-cmd, %s)' % (other, data)
+            in run.stdout)

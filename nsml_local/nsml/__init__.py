@@ -43,7 +43,20 @@ def _warn_if_shadowing():
               'sys.path only when `import nsml` fails' % os.path.relpath(here, code), file=sys.stderr)
 
 
+def _warn_if_training_elsewhere():
+    """`nsml run -d X -a "--dataset_path D"` trains on D, but submit scores X's test set, as on NSML."""
+    ctx = environment.context()
+    named = environment.reserved_args(sys.argv[1:], (environment.DATASET_ARG,)).get(environment.DATASET_ARG)
+    if not (ctx.launched and ctx.kind in ('run', 'fork') and named and ctx.dataset_path):
+        return
+    if os.path.realpath(named) != os.path.realpath(ctx.dataset_path):
+        print('nsml: warning: --dataset_path %s is not this session\'s dataset (%s, %s); code that trains on '
+              '--dataset_path learns %s, while nsml submit scores the test set of %s'
+              % (named, ctx.dataset_name, ctx.dataset_path, named, ctx.dataset_name), file=sys.stderr)
+
+
 _warn_if_shadowing()
+_warn_if_training_elsewhere()
 
 
 def bind(save=None, load=None, infer=None, **kwargs):

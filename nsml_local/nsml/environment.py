@@ -8,6 +8,13 @@ Two situations exist:
   from the current directory and sys.argv, and checkpoints go to an implicit
   session `local/<dataset>/direct`, so that a training process and a later
   `python main.py --mode test --pause 1 --iteration best` share one store.
+
+A direct run's dataset is, first found: `--dataset_path D` in argv (the
+emulator's rule, since real NSML has no direct runs: the folder a user names
+is the one trained on, the one `--mode test` scores, and names the session),
+NSML_LOCAL_DATASET_PATH, ./sample_dataset. When both --dataset_path and
+NSML_LOCAL_DATASET_PATH are given and name different folders, the run stops
+with a message instead of guessing which one was meant.
 """
 import os
 import re
@@ -15,6 +22,7 @@ import sys
 import time
 
 from . import storage
+from .errors import NSMLError
 
 USER = 'local'  # the user part of session names: local/<dataset>/<N>
 
@@ -36,6 +44,7 @@ TIME_LIMIT_ENV = 'NSML_LOCAL_TIME_LIMIT'      # inference limit in seconds
 DEFAULT_TIME_LIMIT = 3600.0
 DEFAULT_DATASET_DIR = 'sample_dataset'
 RESERVED_ARGS = ('mode', 'iteration', 'pause')
+DATASET_ARG = 'dataset_path'  # names a direct run's dataset (the kit's option of the same meaning)
 
 
 def safe_name(name):
@@ -44,13 +53,13 @@ def safe_name(name):
     return name or 'dataset'
 
 
-def reserved_args(argv):
-    """--mode/--iteration/--pause values present in argv ('--x v' or '--x=v')."""
+def reserved_args(argv, names=RESERVED_ARGS):
+    """--mode/--iteration/--pause values present in argv ('--x v' or '--x=v'; the last one wins)."""
     found = {}
     i = 0
     while i < len(argv):
         arg = argv[i]
-        for name in RESERVED_ARGS:
+        for name in names:
             flag = '--' + name
             if arg == flag and i + 1 < len(argv):
                 found[name] = argv[i + 1]
@@ -82,6 +91,26 @@ def _default_dataset_path():
     return candidates[0]
 
 
+def direct_dataset(env, argv):
+    """(path, name, how it was chosen) of a direct run's dataset; see the module docstring."""
+    named = reserved_args(argv, (DATASET_ARG,)).get(DATASET_ARG)
+    from_env = env.get(DATASET_PATH_ENV)
+    if named:
+        path = os.path.abspath(named)
+        if from_env and os.path.realpath(from_env) != os.path.realpath(path):
+            raise NSMLError('--dataset_path %s and %s=%s name different datasets; a direct run trains on, '
+                            'saves under and scores one dataset: give only one of them (or the same folder '
+                            'to both)' % (named, DATASET_PATH_ENV, from_env))
+        return path, safe_name(os.path.basename(os.path.normpath(path))), '--dataset_path'
+    if from_env:
+        path = os.path.abspath(from_env)
+        name = env.get(DATASET_NAME_ENV) or os.path.basename(os.path.normpath(path))
+        return path, safe_name(name), DATASET_PATH_ENV
+    path = _default_dataset_path()
+    return path, safe_name(os.path.basename(os.path.normpath(path))), \
+        'the default; name another with --dataset_path D or %s' % DATASET_PATH_ENV
+
+
 class Context:
     """Facts about this process; built once from the environment and argv."""
 
@@ -99,6 +128,7 @@ class Context:
             self.kind = env.get(KIND_ENV, 'run')
             self.dataset_path = env.get(DATASET_PATH_ENV, '')
             self.dataset_name = env.get(DATASET_NAME_ENV) or os.path.basename(self.dataset_path)
+            self.dataset_source = 'nsml run -d'
             self.started = float(env.get(STARTED_ENV) or time.time())
             self.pause = env.get(PAUSE_ENV) == '1' or _is_one(from_argv.get('pause'))
             self.mode = env.get(MODE_ENV) or from_argv.get('mode') or 'train'
@@ -108,10 +138,7 @@ class Context:
             self.test_source = env.get(TEST_SOURCE_ENV) or None
         else:
             self.kind = 'direct'
-            path = env.get(DATASET_PATH_ENV) or _default_dataset_path()
-            self.dataset_path = os.path.abspath(path)
-            self.dataset_name = safe_name(env.get(DATASET_NAME_ENV)
-                                          or os.path.basename(os.path.normpath(self.dataset_path)))
+            self.dataset_path, self.dataset_name, self.dataset_source = direct_dataset(env, argv)
             self.session = '%s/%s/direct' % (USER, self.dataset_name)
             self.started = time.time()
             self.pause = _is_one(from_argv.get('pause')) or env.get(PAUSE_ENV) == '1'
@@ -130,8 +157,8 @@ class Context:
         if self._announced or self.launched:
             return
         self._announced = True
-        print('nsml (local, direct run): dataset %s; checkpoints and reports of session %s in %s'
-              % (self.dataset_path, self.session, self.session_dir), file=sys.stderr)
+        print('nsml (local, direct run): dataset %s (%s); checkpoints and reports of session %s in %s'
+              % (self.dataset_path, self.dataset_source, self.session, self.session_dir), file=sys.stderr)
         meta_path = os.path.join(self.session_dir, 'session.json')
         if not os.path.exists(meta_path):
             storage.write_json(meta_path, {
@@ -154,9 +181,15 @@ _context = None
 
 
 def context():
+    """The process's Context. A direct run whose dataset is ambiguous ends here, at `import nsml`,
+    before anything could train on or score the wrong folder."""
     global _context
     if _context is None:
-        _context = Context()
+        try:
+            _context = Context()
+        except NSMLError as error:
+            print('nsml: error: %s' % error, file=sys.stderr, flush=True)
+            sys.exit(2)
     return _context
 
 

@@ -1,0 +1,120 @@
+"""`nsml plot`: which report keys share a panel, which are left out, which become text."""
+import json
+import os
+import struct
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, 'fixtures'))
+import nsml_testkit as kit  # noqa: E402
+
+sys.path.insert(0, kit.NSML_LOCAL)
+from nsml import plots  # noqa: E402
+from nsml.errors import NSMLError  # noqa: E402
+
+
+def record(step, **values):
+    return {'step': step, 'summary': True, 'walltime': 0.0, 'values': values}
+
+
+def transcription_records(epochs=4):
+    """What the kit reports: per epoch, then the tuned fusion weights and an averaged CER once."""
+    rows = [record(e, epoch=e, train_loss=5.0 / e, val_loss=4.0 / e, val_cer=1.0 - 0.1 * e, lr=1e-3 / e)
+            for e in range(1, epochs + 1)]
+    rows.append(record(epochs, tuned_lm_weight=0.8, tuned_lm_bonus=2.0, tuned_beam_val_cer=0.42))
+    rows.append(record(epochs, avg_val_cer=0.5))
+    return rows
+
+
+def classifier_records():
+    """Two ensemble members of three epochs each, as modules/classifier_training.py reports."""
+    rows = []
+    for member in range(2):
+        for e in range(1, 4):
+            step = member * 3 + e
+            rows.append(record(step, epoch=step, train_loss=1.0 / e, val_loss=1.2 / e, lr=0.01,
+                               val_accuracy=0.5 + 0.1 * e, val_macro_f1=0.4 + 0.1 * e, val_kl=0.3 / e))
+        rows.append(record(member * 3 + 3, ensemble_size=member + 1, ensemble_accuracy=0.8 + 0.05 * member,
+                           ensemble_macro_f1=0.7 + 0.05 * member, ensemble_kl=0.2 - 0.05 * member))
+    return rows
+
+
+def test_family_is_the_last_word_with_aliases():
+    assert plots.family('train_loss') == plots.family('val_loss') == 'loss'
+    assert plots.family('val_cer') == plots.family('tuned_beam_val_cer') == plots.family('avg_val_cer') == 'cer'
+    assert plots.family('valcer') == 'cer' and plots.family('trainloss') == 'loss'
+    assert plots.family('val_acc') == plots.family('ensemble_accuracy') == 'accuracy'
+    assert plots.family('lr') == plots.family('learning_rate') == plots.family('head_lr') == 'lr'
+    assert plots.family('dropout_rate') == 'rate'  # not mistaken for a learning rate
+
+
+def test_counters_are_monotone_integer_series_named_like_counters():
+    assert plots.is_counter('epoch', [1, 2, 3])
+    assert plots.is_counter('global_step', [10, 20, 20, 30])
+    assert plots.is_counter('iteration', [1.0, 2.0])
+    assert plots.is_counter('ensemble_size', [1, 2])
+    assert not plots.is_counter('epoch', [3, 2, 1])            # goes down: a real curve
+    assert not plots.is_counter('epoch', [0.5, 1.0, 1.5])      # fractional epochs: a real curve
+    assert not plots.is_counter('val_loss', [1, 2, 3])         # not named like a counter
+
+
+def test_transcription_layout():
+    found, x_label = plots.curves(transcription_records())
+    assert x_label == 'step'
+    plan = plots.layout(found)
+    assert plan.panels == [('loss', ['train_loss', 'val_loss']), ('cer', ['val_cer']), ('lr', ['lr'])]
+    assert plan.dropped == ['epoch']
+    assert plan.one_offs == [('tuned_lm_weight', 4, 0.8), ('tuned_lm_bonus', 4, 2.0),
+                             ('tuned_beam_val_cer', 4, 0.42), ('avg_val_cer', 4, 0.5)]
+
+
+def test_classifier_layout_groups_ensemble_scores_with_their_validation_curves():
+    plan = plots.layout(plots.curves(classifier_records())[0])
+    assert plan.panels == [('loss', ['train_loss', 'val_loss']),
+                           ('accuracy', ['val_accuracy', 'ensemble_accuracy']),
+                           ('f1', ['val_macro_f1', 'ensemble_macro_f1']),
+                           ('kl', ['val_kl', 'ensemble_kl'])]
+    assert plan.dropped == ['epoch', 'ensemble_size']
+    assert plan.one_offs == [('lr', None, 0.01)]  # constant: text, not a flat panel
+
+
+def test_explicit_keys_are_all_shown_counters_too():
+    found, _ = plots.curves(transcription_records(), ['epoch', 'val_cer', 'tuned_lm_weight'])
+    plan = plots.layout(found, ['epoch', 'val_cer', 'tuned_lm_weight'])
+    assert plan.panels == [('epoch', ['epoch']), ('cer', ['val_cer'])]
+    assert plan.one_offs == [('tuned_lm_weight', 4, 0.8)] and plan.dropped == []
+
+
+def png_size(path):
+    with open(path, 'rb') as f:
+        head = f.read(24)
+    assert head[:8] == b'\x89PNG\r\n\x1a\n'
+    return struct.unpack('>II', head[16:24])
+
+
+def session_with(tmp_path, records):
+    os.makedirs(tmp_path / 's', exist_ok=True)
+    with open(tmp_path / 's' / 'reports.jsonl', 'w') as f:
+        f.writelines(json.dumps(r) + '\n' for r in records)
+    return SimpleNamespace(dir=str(tmp_path / 's'), name='local/ds/1')
+
+
+def test_png_has_one_panel_per_family_and_a_text_box(tmp_path):
+    session = session_with(tmp_path, transcription_records())
+    grouped = plots.plot(session, [], str(tmp_path / 'grouped.png'))
+    one_panel = plots.plot(session, ['val_cer'], str(tmp_path / 'one.png'))
+    (_, grouped_height), (_, one_height) = png_size(grouped), png_size(one_panel)
+    # 3 panels + a 4-line text box against 1 panel: the figure height follows the layout.
+    assert grouped_height > 3 * one_height * 0.8
+
+
+def test_plot_errors_name_what_is_missing(tmp_path):
+    session = session_with(tmp_path, transcription_records())
+    with pytest.raises(NSMLError, match='no numeric values for: nope'):
+        plots.plot(session, ['nope'], str(tmp_path / 'x.png'))
+    empty = session_with(tmp_path / 'e', [record(1, note='text only')])
+    with pytest.raises(NSMLError, match='no numeric reports'):
+        plots.plot(empty, [], str(tmp_path / 'y.png'))
