@@ -1,37 +1,80 @@
 #!/usr/bin/env bash
 # The kit's main job on a fresh machine:
-#   ./run.sh         install what is missing, train on sample_dataset through the local NSML,
-#                    submit the best checkpoint and print its CER (the last line).
+#   ./run.sh         install what is missing into ./.venv, train on sample_dataset through the local
+#                    NSML, submit the best checkpoint and print its CER (the last line).
 #   ./run.sh test    install what is missing, then run the test suite.
-# Environment: PYTHON (default python3), MINUTES (training budget, default 4), DATASET (default ./sample_dataset).
+# Environment:
+#   EPOCHS     training epochs (default 60): a fixed amount of work, so the CER does not depend on
+#              how fast the machine is; EPOCHS=20 is a quicker look, EPOCHS=150 a better model
+#   DATASET    dataset folder (default ./sample_dataset)
+#   KEEP_RUNS  sessions of earlier ./run.sh runs to keep besides this one (default 0); older ones are
+#              removed with `nsml rm`, so repeated runs do not fill the disk
+#   PYTHON     the Python that creates .venv (default python3)
+# An activated virtual environment (or conda environment) is used as it is instead of .venv.
 set -euo pipefail
 cd "$(dirname "$0")"
-PYTHON=${PYTHON:-python3}
-MINUTES=${MINUTES:-4}
+START=$(date +%s)
+EPOCHS=${EPOCHS:-60}
 DATASET=${DATASET:-./sample_dataset}
+KEEP_RUNS=${KEEP_RUNS:-0}
+
+say() { echo "[run.sh] $*"; }
+
+# Our own environment: never install into the user's Python (PEP 668 refuses that on Debian/Ubuntu).
+if [ -n "${VIRTUAL_ENV:-}${CONDA_PREFIX:-}" ]; then
+  PY=python
+  say "using the active environment ${VIRTUAL_ENV:-${CONDA_PREFIX:-}}"
+else
+  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
+    rm -rf .venv  # a half-made one (venv without ensurepip) cannot be repaired in place
+    say "creating .venv with ${PYTHON:-python3}"
+    if ! "${PYTHON:-python3}" -m venv .venv; then
+      rm -rf .venv
+      echo "[run.sh] cannot create a virtual environment. On Debian/Ubuntu: sudo apt install python3-venv;" \
+           "or activate an environment of your own and run ./run.sh again." >&2
+      exit 1
+    fi
+  fi
+  PY=.venv/bin/python
+fi
 
 install() {
-  if ! "$PYTHON" -c "import torch" 2>/dev/null; then
+  if ! "$PY" -c "import torch" 2>/dev/null; then
     # torch first: a plain `torch` requirement with none installed can pull GBs of CUDA packages.
-    echo "[run.sh] installing torch"
-    "$PYTHON" -m pip install torch==2.13.0 || "$PYTHON" -m pip install "torch>=2.0"
+    say "installing torch"
+    "$PY" -m pip install -q torch==2.13.0 || "$PY" -m pip install -q "torch>=2.0"
   fi
-  "$PYTHON" -m pip install -q -r requirements.txt
-  "$PYTHON" -c "import nsml" 2>/dev/null || "$PYTHON" -m pip install -q -e nsml_local
+  "$PY" -m pip install -q -r requirements.txt
+  "$PY" -c "import nsml" 2>/dev/null || "$PY" -m pip install -q -e nsml_local
 }
 
 install
+INSTALLED=$(date +%s)
 if [ "${1:-}" = "test" ]; then
-  "$PYTHON" -m pip install -q pytest
-  exec "$PYTHON" -m pytest -q tests
+  "$PY" -m pip install -q pytest
+  exec "$PY" -m pytest -q tests
 fi
 
 # Same commands as on NSML: `nsml run -d DATASET`, then `nsml submit SESSION CHECKPOINT`.
-NSML=("$PYTHON" -m nsml)
+NSML=("$PY" -m nsml)
 log=$(mktemp)
-"${NSML[@]}" run -d "$DATASET" -e main.py -a "--max_minutes $MINUTES" | tee "$log"
+trap 'rm -f "$log"' EXIT
+"${NSML[@]}" run -d "$DATASET" -e main.py -a "--epochs $EPOCHS" | tee "$log"
 session=$(sed -n 's/^Session \(.*\) started$/\1/p' "$log" | head -n 1)
-rm -f "$log"
 [ -n "$session" ] || { echo "[run.sh] training session did not start" >&2; exit 1; }
+TRAINED=$(date +%s)
 "${NSML[@]}" model ls "$session"
-"${NSML[@]}" submit "$session" best
+"${NSML[@]}" submit "$session" best | tee "$log"
+submitted=$(sed -n 's/^Session \(.*\) started$/\1/p' "$log" | head -n 1)
+
+# Tidy: earlier ./run.sh runs' sessions beyond KEEP_RUNS are removed (their list is in the NSML home).
+runs="${NSML_LOCAL_HOME:-$HOME/.nsml_local}/run.sh-sessions"
+echo "$session $submitted" >> "$runs"
+old=$(awk -v keep=$((KEEP_RUNS + 1)) '{line[NR] = $0} END {for (i = 1; i <= NR - keep; i++) print line[i]}' "$runs")
+for s in $old; do "${NSML[@]}" rm "$s" >/dev/null 2>&1 || true; done
+tail -n $((KEEP_RUNS + 1)) "$runs" > "$runs.tmp" && mv "$runs.tmp" "$runs"
+
+cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
+say "done in $(( $(date +%s) - START )) s: install $((INSTALLED - START)) s, training $EPOCHS epochs" \
+    "$((TRAINED - INSTALLED)) s, submit $(( $(date +%s) - TRAINED )) s (${cpu:-this CPU}, $(getconf _NPROCESSORS_ONLN) cores)"
+tail -n 1 "$log"  # CER: <value>, the last line

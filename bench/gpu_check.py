@@ -165,7 +165,7 @@ def training_and_submit(python, settings, budget, limit, env, work, smoke, run_s
         cmd = [python, "-m", "nsml", "run", "-d", settings["dataset"], "-e", "main.py", "-a", args]
     else:
         cmd = ["bash", run_sh]
-        env.update(run_sh_env(run_sh, python))
+        env.update(run_sh_env(python))
     if timeout is None:
         return {"command": shlex.join(cmd), "skipped": f"the {settings['budget_minutes']:g}-minute budget ran out"}
     code, out, err, seconds = run_step(cmd, timeout, env)
@@ -184,21 +184,15 @@ def training_and_submit(python, settings, budget, limit, env, work, smoke, run_s
         return entry
     entry = {"command": shlex.join(cmd), "cer": float(match.group(1)), "seconds": round(seconds, 1)}
     if not smoke:
-        entry["env"] = {k: v for k, v in env.items() if k in ("MINUTES", "EPOCHS", "PYTHON")}
+        entry["env"] = {k: v for k, v in env.items() if k in ("EPOCHS", "PYTHON")}
     return entry
 
 
-def run_sh_env(path, python):
-    """The knobs run.sh has today for a short run: MINUTES (training budget), EPOCHS if a later
-    run.sh counts epochs; PYTHON. Only the ones the script reads are set."""
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    env = {}
-    if re.search(r"\bMINUTES\b", text):
-        env["MINUTES"] = "1"
-    if re.search(r"\bEPOCHS\b", text):
-        env["EPOCHS"] = "3"
-    if re.search(r"\bPYTHON\b", text) and not os.path.isdir(os.path.join(ROOT, ".venv")):
+def run_sh_env(python):
+    """./run.sh trains a fixed number of epochs (EPOCHS); 20 keep the step within its share of the
+    budget. PYTHON only matters when run.sh has to create its .venv."""
+    env = {"EPOCHS": "20"}
+    if not os.path.isdir(os.path.join(ROOT, ".venv")):
         env["PYTHON"] = python
     return env
 

@@ -154,13 +154,12 @@ def test_gpu_check_records_failures_and_timeouts_and_goes_on(tmp_path):
 
 def test_gpu_check_runs_run_sh_with_a_short_budget_and_reads_its_cer(tmp_path):
     """The GPU-only branch: ./run.sh is called with the knobs it reads, and its last line is the CER."""
-    assert gpu_check.run_sh_env(os.path.join(ROOT, "run.sh"), "py").get("MINUTES") == "1"
     fake = tmp_path / "run.sh"
-    fake.write_text('MINUTES=${MINUTES:-4}\necho "training for $MINUTES min"\necho "CER: 0.125000"\n')
+    fake.write_text('EPOCHS=${EPOCHS:-60}\necho "training $EPOCHS epochs"\necho "CER: 0.${EPOCHS}5"\n')
     settings = {"budget_minutes": 8}
     r = gpu_check.training_and_submit(sys.executable, settings, gpu_check.Budget(60), 30, dict(os.environ),
                                       str(tmp_path), smoke=False, run_sh=str(fake))
-    assert r["cer"] == 0.125 and r["env"]["MINUTES"] == "1"
+    assert r["cer"] == 0.205 and r["env"]["EPOCHS"] == "20"  # the CER line says run.sh read EPOCHS=20
     fake.write_text('echo "Traceback: no GPU"\nexit 3\n')
     r = gpu_check.training_and_submit(sys.executable, settings, gpu_check.Budget(60), 30, dict(os.environ),
                                       str(tmp_path), smoke=False, run_sh=str(fake))
