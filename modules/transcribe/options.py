@@ -55,8 +55,18 @@ SPECAUGMENT_MIN_MINUTES = 60.0
 class Options(TrainingOptions):
     preset: Optional[str] = option(None, "a named set of defaults (PRESETS below), e.g. baseline2022; "
                                          "options given still win", choices=["baseline2022"])
+    recipe: str = option("auto", "auto: model, size, batch, LR, precision and loader workers chosen from the "
+                                 "device, the corpus and the budget for every option not given (auto.py); off: "
+                                 "the kit's fixed defaults", choices=["auto", "off"])
+    # The loop's options that --recipe auto chooses when they are not given.
+    lr: Optional[float] = option(None, "peak learning rate (auto: 2e-3, or the model's own)", type=float)
+    warmup_fraction: Optional[float] = option(None, "share of training spent warming the LR up (auto: 0.08, or "
+                                                    "the model's own)", type=float)
+    amp: Optional[str] = option(None, "mixed precision (auto: bf16/fp16 on GPU, off on CPU)",
+                                choices=["auto", "off", "bf16", "fp16"])
+    num_workers: Optional[int] = option(None, "DataLoader worker processes (auto: by device)", type=int)
     # Model (docs/models.md). Unset size options keep the chosen model's own defaults (models/*.py).
-    model: str = option("deepspeech2", "acoustic model", choices=sorted(MODELS))
+    model: Optional[str] = option(None, "acoustic model (auto: by device, corpus and budget)", choices=sorted(MODELS))
     rnn_hidden: Optional[int] = option(None, "deepspeech2 (256)", type=int)
     rnn_layers: Optional[int] = option(None, "deepspeech2 (2)", type=int)
     time_stride: Optional[int] = option(None, "model output frame = time_stride x 10 ms (deepspeech2 6, "
@@ -102,11 +112,12 @@ class Options(TrainingOptions):
     feature_cache: str = option("off", "on-disk feature cache: off, on (~/.cache/korean_asr_kit/features) or a folder")
     # Training (the loop's own options are in TrainingOptions).
     sortagrad: bool = option(False, "first epoch from shortest to longest utterance")
-    batch_seconds: float = option(0.0, "padded audio seconds per batch; 0 = auto")
+    batch_seconds: Optional[float] = option(None, "padded audio seconds per batch (auto: CPU 90, GPU by memory)",
+                                            type=float)
     batch_utterances: int = option(0, "utterances per batch instead of --batch_seconds")
     specaugment_copies: bool = option(False, "train on each utterance once clean and once SpecAugmented per epoch")
     optimizer: str = option("adamw", choices=["adamw", "adam"])
-    lr_schedule: str = option("cosine", choices=["cosine", "tri_stage"])
+    lr_schedule: Optional[str] = option(None, "after warmup (auto: cosine)", choices=["cosine", "tri_stage"])
     specaugment: str = option("on", f"auto: on for budgets of {SPECAUGMENT_MIN_MINUTES:g} min or more (or no "
                                     "--max_minutes), off for shorter ones; it helped 5-minute runs on a 0.5 h "
                                     "corpus but hurt on sample_dataset", choices=["auto", "on", "off"])
@@ -120,6 +131,7 @@ class Options(TrainingOptions):
 
 PRESETS = {
     "baseline2022": {
+        "model": "deepspeech2",
         "win_ms": 20.0,
         "conv_kernels": "41x11,21x11",
         "conv_strides": "2x2,2x1",

@@ -16,11 +16,13 @@ from .. import distributed
 from ..options import config_from
 from ..tasks import Callbacks
 from ..text import TextConfig
+from . import auto
 from .corpus import read_training_set
 from .decoding import DecoderConfig
 from .feature_cache import cache_dir_from_option
 from .fusion import FusionGrid, tune_lm_fusion
 from .lm import CharNgramLM
+from .models import RECOMMENDED_TRAINING
 from .options import (
     LM_ORDER_BY_UNIT,
     Options,
@@ -42,9 +44,6 @@ def build(options: Options, dataset_path: str, device: torch.device, loaded_stat
           log=print) -> SpeechTrainer:
     """Everything training needs, built as `options` say: data, split, recognizer (new, or the forked
     checkpoint's), decoder, LM and the trainer (`trainer.recognizer`), resumed when `loaded_state` is given."""
-    options = resolve(options)
-    if options.decoder == "attention" and options.model != "attention":
-        raise SystemExit(f"--decoder attention needs --model attention (got --model {options.model})")
     loaded = SpeechRecognizer.from_state_dict(loaded_state["recognizer"], device) if loaded_state else None
     resume = loaded_state.get("trainer") if loaded_state else None
 
@@ -59,6 +58,18 @@ def build(options: Options, dataset_path: str, device: torch.device, loaded_stat
     log(f"[data] {len(train_utts)} train / {len(valid_utts)} validation utterances "
         f"({sum(u.duration for u in train_utts) / 60:.1f} / {sum(u.duration for u in valid_utts) / 60:.1f} min)")
 
+    if loaded:  # the checkpoint's model, whatever the options say
+        options = replace(options, model=loaded.model_name)
+    if options.recipe == "auto":
+        hours = sum(u.duration for u in train_utts) / 3600
+        options, choice = auto.choose(options, auto.Machine.of(device), hours, RECOMMENDED_TRAINING)
+        log(f"[recipe] auto: {choice.summary()}")
+    else:
+        options, choice = auto.fixed(options), None
+    options = resolve(options)
+    if options.decoder == "attention" and options.model != "attention":
+        raise SystemExit(f"--decoder attention needs --model attention (got --model {options.model})")
+
     recognizer = loaded or new_recognizer(options, [u.text for u in utterances], device)
     recognizer.decoder_config = decoder_config(options, recognizer.tokenizer.kind)
     recognizer.lm = train_lm(options, recognizer, train_utts, log)
@@ -70,6 +81,7 @@ def build(options: Options, dataset_path: str, device: torch.device, loaded_stat
                          specaugment=use_specaugment(options), speed_factors=speed_factors(options.speed_perturb),
                          feature_cache=cache_dir_from_option(options.feature_cache) or "")
     trainer = SpeechTrainer(recognizer, config, train_utts, valid_utts)
+    trainer.choice = choice  # saved with every checkpoint: what --recipe auto chose and why
     if resume is not None:  # continue epoch, optimizer and schedule
         trainer.load_state_dict(resume)
         log(f"[resume] from epoch {trainer.epoch}, step {trainer.step}")
@@ -84,7 +96,8 @@ def train(options: Options, dataset_path: str, device: torch.device, callbacks: 
     recognizer = trainer.recognizer
 
     def state():
-        return {"recognizer": recognizer.state_dict(), "trainer": trainer.state_dict()}
+        return {"recognizer": recognizer.state_dict(), "trainer": trainer.state_dict(),
+                "recipe": trainer.choice.state_dict() if trainer.choice else None}
 
     best_weights = {}  # the weights saved as 'best', kept for tuning the LM fusion at the end
     every, saved = save_every(options), set()

@@ -12,6 +12,11 @@ MODELS = {
 }
 
 
+# Training settings a model needs when the user gives none (`--recipe auto`): peak LR and warmup.
+# Models not listed train with the loop's defaults (lr 2e-3, warmup 8% of training).
+RECOMMENDED_TRAINING = {}
+
+
 def build_model(name: str, n_mels: int, vocab_size: int, **options):
     """Build model `name`; `options` override fields of its config dataclass."""
     if name not in MODELS:

@@ -1,0 +1,131 @@
+"""`--recipe auto`: the model and training settings chosen from the machine, the corpus and the budget.
+
+Only options the user left unset are chosen; every option given on the command line (or by a
+preset) wins. The choice and its reasons are printed when training starts and saved in the
+checkpoint. Where each rule comes from:
+
+- CPU: DeepSpeech2 (2 x BiGRU 256 over jamo at 40 ms frames), 90 s batches, peak LR 2e-3 with
+  cosine decay, full precision. On 2-core CPUs it beat every alternative at every budget we
+  measured: 6 minutes on a 0.5 h corpus, test CER 0.12 against Conformer small's 0.91 and the
+  attention model's 0.94 (bench/README.md, the suite); the longer learning curves are in
+  bench/README.md as well. A GRU step is cheap on a CPU and the model learns from few updates.
+- GPU, with at least MIN_CONFORMER_HOURS of audio and at least MIN_CONFORMER_MINUTES of budget:
+  Conformer-CTC. Conformers beat recurrent CTC models once data and updates are plentiful
+  (Gulati et al. 2020 on LibriSpeech 960 h; ESPnet's AISHELL-1 (170 h) and KsponSpeech (1000 h)
+  recipes), and a GPU gives them the updates a CPU cannot. medium (19 M) up to LARGE_HOURS of
+  audio or on GPUs with less than LARGE_GPU_GIB of memory; large (104 M) beyond. Peak LR and
+  warmup are the Conformer's own (models/conformer.py: `RECOMMENDED_TRAINING`).
+- GPU otherwise (a small corpus, a short budget): DeepSpeech2, the model that learns fastest.
+- Batches on a GPU hold GPU_BATCH_SECONDS_PER_GIB seconds of padded audio per GiB of memory
+  (capped), mixed precision is bf16 where the GPU has it (fp16 with loss scaling otherwise).
+- DataLoader workers: none on a CPU, where loading the headerless PCM costs ~1% of a step and
+  every core computes; on a GPU, up to four per GPU from the CPU cores, so loading overlaps the
+  GPU's step.
+"""
+import os
+from dataclasses import dataclass, field, replace
+
+import torch
+
+MIN_CONFORMER_HOURS = 20.0     # below: DeepSpeech2 even on a GPU
+MIN_CONFORMER_MINUTES = 60.0   # a --max_minutes below this: DeepSpeech2 even on a GPU
+LARGE_HOURS = 300.0            # at least this much audio (and a large GPU): Conformer large
+LARGE_GPU_GIB = 40.0
+GPU_BATCH_SECONDS_PER_GIB = 40.0   # padded audio seconds per GiB of GPU memory...
+GPU_MAX_BATCH_SECONDS = 2400.0     # ...up to this
+CPU_BATCH_SECONDS = 90.0
+
+
+@dataclass
+class Machine:
+    """What the recipe looks at: the training device and what it has."""
+    device_type: str = "cpu"   # cpu | cuda
+    cpu_cores: int = 2
+    gpus: int = 0
+    gpu_memory_gib: float = 0.0
+    bf16: bool = False
+
+    @classmethod
+    def of(cls, device: torch.device) -> "Machine":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if device.type != "cuda":
+            return cls("cpu", cores)
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        memory = torch.cuda.get_device_properties(index).total_memory / 2**30
+        return cls("cuda", cores, torch.cuda.device_count(), memory, torch.cuda.is_bf16_supported())
+
+    def describe(self) -> str:
+        if self.device_type == "cuda":
+            return f"{self.gpus} GPU(s) of {self.gpu_memory_gib:.0f} GiB, {self.cpu_cores} CPU cores"
+        return f"CPU with {self.cpu_cores} cores"
+
+
+@dataclass
+class Choice:
+    """What `--recipe auto` chose (option name -> value) and why; saved in the checkpoint."""
+    settings: dict = field(default_factory=dict)
+    reasons: list = field(default_factory=list)
+
+    def summary(self) -> str:
+        given = ", ".join(f"{k} {v}" for k, v in self.settings.items()) or "nothing (every option was given)"
+        return f"{given}. Why: " + " ".join(self.reasons)
+
+    def state_dict(self) -> dict:
+        return {"settings": dict(self.settings), "reasons": list(self.reasons)}
+
+
+def choose(options, machine: Machine, corpus_hours: float, recommended: dict = None):
+    """(options with the unset ones filled, Choice). `recommended`: model name -> its own training
+    settings (peak lr, warmup_fraction), from the model files."""
+    recommended = recommended or {}
+    choice = Choice()
+
+    def pick(name, value, reason=None):
+        if getattr(options, name) is None:
+            choice.settings[name] = value
+            if reason and reason not in choice.reasons:
+                choice.reasons.append(reason)
+
+    gpu = machine.device_type == "cuda"
+    budget = options.max_minutes
+    where = f"{machine.describe()}, {corpus_hours:.1f} h of training audio" + \
+        (f", {budget:g} min budget" if budget else ", no time budget")
+    if not gpu:
+        pick("model", "deepspeech2", f"{where}: DeepSpeech2 learns fastest on a CPU (bench/README.md).")
+    elif corpus_hours < MIN_CONFORMER_HOURS or (budget and budget < MIN_CONFORMER_MINUTES):
+        pick("model", "deepspeech2", f"{where}: too little data or time for a Conformer to overtake "
+                                     f"DeepSpeech2 (under {MIN_CONFORMER_HOURS:g} h or {MIN_CONFORMER_MINUTES:g} min).")
+    else:
+        pick("model", "conformer", f"{where}: a Conformer wins with data and GPU updates (Gulati et al. 2020).")
+    model = options.model if options.model is not None else choice.settings["model"]
+    if model in ("conformer", "attention") and options.conformer_size is None and options.d_model is None:
+        large = corpus_hours >= LARGE_HOURS and machine.gpu_memory_gib >= LARGE_GPU_GIB
+        pick("conformer_size", "large" if large else ("medium" if gpu else "small"),
+             f"size {'large' if large else 'medium' if gpu else 'small'}: large needs {LARGE_HOURS:g} h and "
+             f"{LARGE_GPU_GIB:g} GiB.")
+
+    if gpu:
+        seconds = min(GPU_MAX_BATCH_SECONDS, round(GPU_BATCH_SECONDS_PER_GIB * machine.gpu_memory_gib, -1))
+        pick("batch_seconds", seconds, f"{seconds:g} s of audio per batch from {machine.gpu_memory_gib:.0f} GiB.")
+        pick("amp", "bf16" if machine.bf16 else "fp16", "mixed precision on the GPU.")
+        pick("num_workers", min(4, max(machine.cpu_cores // max(machine.gpus, 1) - 1, 0)),
+             "data loading overlaps the GPU step.")
+    else:
+        pick("batch_seconds", CPU_BATCH_SECONDS)
+        pick("amp", "off")
+        pick("num_workers", 0, "no loader workers on a CPU: every core computes.")
+    own = recommended.get(model, {})
+    pick("lr", own.get("lr", 2e-3), f"peak LR {own.get('lr', 2e-3):g} ({model}'s own)." if own else None)
+    pick("warmup_fraction", own.get("warmup_fraction", 0.08))
+    pick("lr_schedule", "cosine")
+    return replace(options, **choice.settings), choice
+
+
+# What `--recipe off` means: the kit's plain defaults, whatever the machine.
+FIXED_DEFAULTS = {"model": "deepspeech2", "lr": 2e-3, "warmup_fraction": 0.08, "lr_schedule": "cosine",
+                  "amp": "auto", "num_workers": 0, "batch_seconds": 0.0}
+
+
+def fixed(options):
+    """The unset options filled with FIXED_DEFAULTS (`--recipe off`)."""
+    return replace(options, **{k: v for k, v in FIXED_DEFAULTS.items() if getattr(options, k) is None})
