@@ -33,6 +33,28 @@ TEST_SET_2021 = 10_000   # utterances in the 2021 competition's test set
 TIME_LIMIT = 3600.0      # seconds NSML gives a submit's inference
 
 
+def machine() -> dict:
+    """What a figure was measured on: the CPU model and the vector instructions that decide its speed
+    (the same 2-core class ran the kit 2.5x slower with AVX2 than with AVX-512), cores, torch, GPU."""
+    import datetime
+    import platform
+    cpu, flags = platform.processor() or "unknown", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return {"cpu": cpu, "isa": [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags],
+            "cores": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()],
+            "torch": torch.__version__, "python": platform.python_version(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
 def peak_rss_mib() -> float:
     """This process's peak resident memory (Linux reports ru_maxrss in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -19,12 +19,10 @@ Writes OUT/suite.json and OUT/cer_vs_time.png, prints the table, and (full runs)
 rewrites the table in bench/README.md between its marker comments.
 """
 import argparse
-import datetime
 import glob
 import json
 import math
 import os
-import platform
 import re
 import shlex
 import shutil
@@ -281,16 +279,7 @@ def features(corpus: str, a) -> dict:
 # -- report ----------------------------------------------------------------------
 
 def machine() -> dict:
-    import torch
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    return measure.machine()
 
 
 def ratio(x, y):

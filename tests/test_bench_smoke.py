@@ -164,3 +164,26 @@ def test_gpu_check_runs_run_sh_with_a_short_budget_and_reads_its_cer(tmp_path):
     r = gpu_check.training_and_submit(sys.executable, settings, gpu_check.Budget(60), 30, dict(os.environ),
                                       str(tmp_path), smoke=False, run_sh=str(fake))
     assert r["error"] == "exit status 3" and "no GPU" in r["output_tail"]
+
+
+def test_learning_curve_comparisons_read_the_curves_right():
+    """bench/learning_curves.py: equal wall-clock = the end of each budget; equal updates = both curves
+    interpolated at the smaller final step count; 'still falling' = the last point below the one at
+    75% of the budget; the attention row compares decoders of the same checkpoint."""
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    import learning_curves as lc
+
+    def pts(rows):
+        return [dict(zip(("seconds", "updates", "test_cer_greedy"), r)) for r in rows]
+    ds2 = pts([(60, 100, 0.8), (120, 200, 0.4), (180, 300, 0.2)])
+    conf = pts([(60, 50, 0.9), (120, 100, 0.5), (170, 150, 0.3), (180, 160, 0.25)])
+    ds2[-1]["test_cer_beam+LM"], conf[-1]["test_cer_beam+LM"] = 0.1, 0.12
+    att = pts([(180, 90, 0.5)])
+    att[-1].update({"test_cer_beam": 0.4, "test_cer_joint": 0.35, "test_cer_attention": 0.45})
+    c = lc.compare({"deepspeech2": {"points": ds2}, "conformer": {"points": conf}, "attention": {"points": att}})
+    assert c["conformer_over_ds2_at_end_greedy"] == 1.25 and c["conformer_over_ds2_at_end_beam_lm"] == 1.2
+    assert c["equal_updates"] == {"updates": 160, "deepspeech2": pytest.approx(0.56), "conformer": 0.25}
+    assert c["conformer_still_falling"] is True
+    assert c["attention_joint_vs_ctc_beam"]["joint"] < c["attention_joint_vs_ctc_beam"]["beam"]
+    conf[-1]["test_cer_greedy"] = 0.31  # flat over the last quarter
+    assert lc.compare({"deepspeech2": {"points": ds2}, "conformer": {"points": conf}})["conformer_still_falling"] is False

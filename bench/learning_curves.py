@@ -1,0 +1,190 @@
+"""Learning curves: test CER against wall-clock and against updates, one model after another.
+
+    python bench/learning_curves.py                          # 2.2 h corpus, 45 min per model
+    python bench/learning_curves.py --budget-minutes 60 --models deepspeech2,conformer
+    python bench/learning_curves.py --smoke --out /tmp/lc    # CI: tiny corpus and models (~1 min)
+
+Each model trains through main.py (the local nsml, a direct run) for the same wall-clock budget,
+saving a checkpoint every --save-every epochs; then every checkpoint decodes the held-out test
+set greedily (the acoustic model alone), and the last one with every decoder that applies to it
+(greedy, beam, beam + LM; for the attention model its own beam search and joint CTC/attention).
+Run it on a quiet machine, one model after the other: the x axis is time.
+
+Writes OUT/learning_curves.json and OUT/learning_curves.png, and prints the comparisons the
+issue asks for: at the end of the budget (equal wall-clock) and at equal numbers of updates.
+"""
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+from dataclasses import replace
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import measure  # noqa: E402
+import run_suite  # noqa: E402
+
+MODELS = {"deepspeech2": ["--model", "deepspeech2"],
+          "conformer": ["--model", "conformer"],
+          "attention": ["--model", "attention", "--decoder", "joint"]}
+SMOKE = {"deepspeech2": ["--rnn_hidden", "32", "--rnn_layers", "1"],
+         "conformer": ["--d_model", "32", "--layers", "1", "--heads", "2"],
+         "attention": ["--d_model", "32", "--layers", "1", "--heads", "2"]}
+FINAL_DECODERS = {"greedy": {"decoder": "greedy"}, "beam": {"decoder": "beam", "lm_weight": 0.0},
+                  "beam+LM": {"decoder": "beam"}, "attention": {"decoder": "attention"},
+                  "joint": {"decoder": "joint"}}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--budget-minutes", type=float, default=45.0, help="training wall-clock budget per model")
+    p.add_argument("--hours", type=float, default=2.2, help="corpus size (train + test), generated once, cached")
+    p.add_argument("--seed", type=int, default=1, help="corpus seed")
+    p.add_argument("--corpus", type=str, default=None, help="use this corpus (2022 layout) instead")
+    p.add_argument("--cache", type=str, default=os.path.join(ROOT, "bench", "cache"))
+    p.add_argument("--models", type=str, default=",".join(MODELS), help="from: " + ", ".join(MODELS))
+    p.add_argument("--save-every", type=int, default=2, help="epochs between the checkpoints the curve is read from")
+    p.add_argument("--extra", type=str, default="", help="main.py options added to every run")
+    p.add_argument("--out", type=str, default=None, help="default bench/results (smoke: bench/results/smoke)")
+    p.add_argument("--work", type=str, default=None, help="sessions and logs (default OUT/work_curves)")
+    p.add_argument("--smoke", action="store_true", help="CI: tiny corpus, 0.15 min budgets, tiny models")
+    a = p.parse_args(argv)
+    if a.smoke:
+        a.budget_minutes, a.save_every = min(a.budget_minutes, 0.15), 1
+    a.out = a.out or os.path.join(ROOT, "bench", "results", *(["smoke"] if a.smoke else []))
+    a.work = a.work or os.path.join(a.out, "work_curves")
+    return a
+
+
+def checkpoints(run: dict) -> list:
+    """[(epoch, folder)] of a run's epoch checkpoints, in order."""
+    found = []
+    for folder in glob.glob(os.path.join(run["home"], "sessions", "*", "*", "*", "checkpoints", "*", "model")):
+        name = os.path.basename(os.path.dirname(folder))
+        if name.isdigit():
+            found.append((int(name), folder))
+    return sorted(found)
+
+
+def evaluate(run: dict, corpus: str, decoders: dict) -> list:
+    """Test CER of every epoch checkpoint (greedy), and of the last one with `decoders`."""
+    import torch
+    from modules.checkpoint import read_checkpoint
+    from modules.text import read_label_records
+    from modules.transcribe.recognizer import SpeechRecognizer
+    refs = {r["filename"]: r["text"] for r in read_label_records(os.path.join(corpus, "test", "test_label"))}
+    names = sorted(refs)
+    paths = [os.path.join(corpus, "test", "test_data", n) for n in names]
+    seconds_at_epoch = {p["epoch"]: p["seconds"] for p in run["curve"]}
+    points, found = [], checkpoints(run)
+    for i, (epoch, folder) in enumerate(found):
+        _, state = read_checkpoint(folder)
+        rec = SpeechRecognizer.from_state_dict(state["recognizer"], torch.device("cpu"))
+        as_trained = rec.decoder_config
+        point = {"epoch": epoch, "updates": state["trainer"]["step"], "seconds": seconds_at_epoch.get(epoch)}
+        last = i == len(found) - 1
+        for name, changes in (decoders.items() if last else [("greedy", {"decoder": "greedy"})]):
+            if (name == "beam+LM" and rec.lm is None) or (name in ("attention", "joint") and
+                                                          rec.model_name != "attention"):
+                continue
+            rec.decoder_config = replace(as_trained, **changes)
+            point[f"test_cer_{name}"] = round(measure.test_cer(rec, paths, [refs[n] for n in names],
+                                                               as_trained.batch_seconds)["test_cer"], 4)
+        run_suite.log(f"{run['model']}: epoch {epoch}, {point['updates']} updates, "
+                      + ", ".join(f"{k} {v}" for k, v in point.items() if k.startswith("test_cer")))
+        points.append(point)
+    return points
+
+
+def at(points: list, key: str, x: float, field: str = "test_cer_greedy"):
+    """`field` linearly interpolated at x along `key` (None outside the curve)."""
+    pairs = [(p[key], p[field]) for p in points if p.get(key) is not None and field in p]
+    for (x0, y0), (x1, y1) in zip(pairs, pairs[1:]):
+        if x0 <= x <= x1:
+            return y0 + (y1 - y0) * (x - x0) / max(x1 - x0, 1e-9)
+    return pairs[-1][1] if pairs and x == pairs[-1][0] else None
+
+
+def compare(results: dict) -> dict:
+    """The issue's comparisons: Conformer vs DeepSpeech2 at equal wall-clock (the end of the budget)
+    and at equal updates, whether the Conformer's curve still falls, and the attention model's
+    joint decoding against its CTC beam search on the same checkpoint."""
+    out = {}
+    ds2, conf = results.get("deepspeech2"), results.get("conformer")
+    if ds2 and conf:
+        end_ds2, end_conf = ds2["points"][-1], conf["points"][-1]
+        out["conformer_over_ds2_at_end_greedy"] = round(end_conf["test_cer_greedy"] / end_ds2["test_cer_greedy"], 3)
+        if "test_cer_beam+LM" in end_conf and "test_cer_beam+LM" in end_ds2:
+            out["conformer_over_ds2_at_end_beam_lm"] = round(end_conf["test_cer_beam+LM"]
+                                                             / end_ds2["test_cer_beam+LM"], 3)
+        shared = min(end_ds2["updates"], end_conf["updates"])
+        out["equal_updates"] = {"updates": shared, "deepspeech2": at(ds2["points"], "updates", shared),
+                                "conformer": at(conf["points"], "updates", shared)}
+        pts = conf["points"]
+        quarter = [p for p in pts if p["seconds"] and p["seconds"] >= 0.75 * pts[-1]["seconds"]]
+        out["conformer_still_falling"] = bool(quarter and pts[-1]["test_cer_greedy"] < quarter[0]["test_cer_greedy"]
+                                              if len(quarter) > 1 else None)
+    att = results.get("attention")
+    if att:
+        end = att["points"][-1]
+        out["attention_joint_vs_ctc_beam"] = {"joint": end.get("test_cer_joint"), "beam": end.get("test_cer_beam"),
+                                              "beam+LM": end.get("test_cer_beam+LM"),
+                                              "attention": end.get("test_cer_attention")}
+    return out
+
+
+def plot(results: dict, path: str):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for name, r in results.items():
+        pts = [p for p in r["points"] if p.get("seconds") is not None]
+        axes[0].plot([p["seconds"] / 60 for p in pts], [p["test_cer_greedy"] for p in pts], marker="o", ms=3,
+                     label=name)
+        axes[1].plot([p["updates"] for p in r["points"]], [p["test_cer_greedy"] for p in r["points"]], marker="o",
+                     ms=3, label=name)
+    axes[0].set_xlabel("minutes of training (wall-clock, 2 CPU cores)")
+    axes[1].set_xlabel("updates (optimizer steps)")
+    axes[0].set_ylabel("test CER, greedy")
+    for axis in axes:
+        axis.grid(True, alpha=0.3)
+        axis.set_ylim(0, min(1.05, max(axis.get_ylim()[1], 0.1)))
+        axis.legend()
+    figure.suptitle("Learning curves on held-out sentences and voices")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    os.makedirs(a.out, exist_ok=True)
+    corpus = run_suite.make_corpus(argparse.Namespace(corpus=a.corpus, smoke=a.smoke, seed=a.seed, hours=a.hours,
+                                                      cache=a.cache))
+    budget = argparse.Namespace(work=a.work, budget_minutes=a.budget_minutes)
+    results = {}
+    for name in a.models.split(","):
+        argv = MODELS[name] + (SMOKE[name] if a.smoke else []) + ["--save_every", str(a.save_every)] + a.extra.split()
+        start = time.time()
+        run = run_suite.train_and_submit(name, argv, corpus, budget)
+        run.update(model=name, home=os.path.join(a.work, name, "nsml_home"))
+        run["points"] = evaluate(run, corpus, FINAL_DECODERS)
+        run["evaluation_seconds"] = round(time.time() - start - run["train_seconds"], 1)
+        results[name] = {k: v for k, v in run.items() if k not in ("home", "checkpoint")}
+    summary = {"machine": measure.machine(),
+               "corpus": corpus, "budget_minutes": a.budget_minutes, "save_every": a.save_every,
+               "runs": results, "comparisons": compare(results)}
+    with open(os.path.join(a.out, "learning_curves.json"), "w") as f:
+        json.dump(summary, f, indent=1, ensure_ascii=False)
+    plot(results, os.path.join(a.out, "learning_curves.png"))
+    print(json.dumps(summary["comparisons"], indent=1), flush=True)
+    return summary
+
+
+if __name__ == "__main__":
+    main()
