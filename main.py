@@ -69,8 +69,8 @@ def parse_args(argv=None):
     p.add_argument("--lm_order", type=int, default=None,
                    help="n-gram order over the output units; 0 = no language model "
                         f"(default: {LM_ORDER_BY_UNIT['char']} for char, {LM_ORDER_BY_UNIT['jamo']} for jamo)")
-    p.add_argument("--lm_max_texts", type=int, default=20000,
-                   help="the LM counts at most this many training transcripts (a seeded sample): bounds its time and memory")
+    p.add_argument("--lm_max_texts", type=int, default=0,
+                   help="the LM counts at most this many training transcripts (a seeded sample); 0 = all")
     p.add_argument("--lm_weight", type=float, default=DecoderConfig.lm_weight)
     p.add_argument("--lm_bonus", type=float, default=DecoderConfig.lm_bonus, help="per-unit insertion bonus")
     p.add_argument("--no_tune_lm", dest="tune_lm", action="store_false",
@@ -284,9 +284,9 @@ def build_trainer(kit: Kit, args) -> Trainer:
         lm_texts = ["".join(tokenizer.split(u.text)) for u in train_utts]
         kit.recognizer.lm = CharNgramLM.train(lm_texts, order=lm_order, max_texts=args.lm_max_texts,
                                               seed=args.seed)
-        sampled = f"a random {args.lm_max_texts} of " if len(lm_texts) > args.lm_max_texts else ""
+        sampled = f"a random {args.lm_max_texts} of " if 0 < args.lm_max_texts < len(lm_texts) else ""
         print(f"[lm] {lm_order}-gram of {tokenizer.kind} units from {sampled}{len(lm_texts)} training "
-              f"transcripts", flush=True)
+              f"transcripts: {kit.recognizer.lm.num_ngrams()} n-grams", flush=True)
     n_params = sum(p.numel() for p in kit.recognizer.model.parameters())
     print(f"[model] {kit.recognizer.model_name}: {n_params / 1e6:.2f} M parameters, "
           f"{len(kit.recognizer.tokenizer)} units, device {kit.device}", flush=True)
