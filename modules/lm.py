@@ -191,7 +191,7 @@ class CharNgramLM:
 
 # ---------------------------------------------------------------------- counting
 def _encode(texts: list):
-    """Texts -> (vocab, token stream, per-token weight).
+    """Texts -> (vocab, token stream, per-token weight or None for all 1).
 
     The stream is [BOS u u .. EOS BOS u .. EOS ...] over distinct texts, as int32 vocab ids; each
     token weighs as many times as its text occurs. Mask tokens become private-use characters
@@ -219,36 +219,40 @@ def _encode(texts: list):
     for c in codes:
         table[c] = index[unit_of.get(c, chr(c))]
     tok = table[cps]
+    del cps
+    if len(counts) == len(texts):
+        return vocab, tok, None  # no text repeats: every token weighs 1
     starts = np.flatnonzero(tok == _BOS)
-    weights = np.repeat(np.fromiter(counts.values(), np.int64, len(counts)), np.diff(np.append(starts, len(tok))))
+    weights = np.repeat(np.fromiter(counts.values(), np.int32, len(counts)), np.diff(np.append(starts, len(tok))))
     return vocab, tok, weights
 
 
-def _group(keys: np.ndarray, weights: np.ndarray):
-    """Equal int64 keys (>= 0) -> (sorted distinct keys, group of each key (int32), summed weight
-    per group, one member per group). One in-place sort of `key << bits | index` instead of
-    np.unique(return_inverse=True), whose argsort is ~4x slower on 30 M keys."""
+def _group(keys: np.ndarray, weights):
+    """Equal int64 keys (>= 0; overwritten) -> (sorted distinct keys, group of each key (int32),
+    summed weight per group (int32; weights None: 1 each), one member per group). One in-place sort
+    of `key << bits | index` instead of np.unique(return_inverse=True), ~4x slower on 30 M keys."""
     n = len(keys)
     if n == 0:
-        return keys[:0], np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return keys[:0], np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int64)
     bits = max((n - 1).bit_length(), 1)
     if int(keys.max()).bit_length() + bits <= 63:
-        packed = keys << bits
-        packed |= np.arange(n, dtype=np.int64)
-        packed.sort()
-        order = packed & ((1 << bits) - 1)
-        packed >>= bits
-        skeys = packed
+        keys <<= bits
+        keys |= np.arange(n, dtype=np.int64)
+        keys.sort()
+        order = keys & ((1 << bits) - 1)
+        keys >>= bits
     else:  # keys too large to pack: slower, same result
         order = np.argsort(keys, kind="stable")
-        skeys = keys[order]
+        keys = keys[order]
     new = np.empty(n, bool)
     new[0] = True
-    np.not_equal(skeys[1:], skeys[:-1], out=new[1:])
+    np.not_equal(keys[1:], keys[:-1], out=new[1:])
     starts = np.flatnonzero(new)
     group = np.empty(n, np.int32)
     group[order] = np.cumsum(new, dtype=np.int32) - 1
-    return skeys[starts], group, np.add.reduceat(weights[order], starts), order[starts]
+    del new
+    counts = np.diff(np.append(starts, n)) if weights is None else np.add.reduceat(weights[order], starts)
+    return keys[starts], group, counts.astype(np.int32), order[starts]
 
 
 HIST = 1 << 16  # counts above this are alike for pruning
@@ -258,38 +262,41 @@ def _orders(tok, weights, order: int, B: int):
     """Yields, for n = 1 .. order: (entries of order n, its nodes, raw counts of order n+1 or None).
 
     Order n's entries are its distinct n-grams: {ctx: id of the context's node at level n-1,
-    word, raw: count, first: first word (n > 1), adjusted: the count Kneser-Ney smooths}. The
+    word, raw: count, bos_first: starts with BOS (n > 1), adjusted: the count Kneser-Ney smooths}. The
     adjusted count is the raw count at the highest order and for n-grams that start with BOS, and
     otherwise the continuation count: how many distinct words precede the n-gram. The nodes of
     level n are the same n-grams as (sorted keys, raw counts), the key of one being `id of its
     suffix of n-1 words * B + its first word`; they are the contexts of order n+1."""
     P = len(tok)
     starts = np.flatnonzero(tok == _BOS)
-    spos = np.arange(P, dtype=np.int32) - np.repeat(starts, np.diff(np.append(starts, P))).astype(np.int32)
+    spos = np.arange(P, dtype=np.int32)
+    spos -= np.repeat(starts, np.diff(np.append(starts, P))).astype(np.int32)
     del starts
-    node = tok.astype(np.int32)  # id of the n-gram ending at each position (level 1: the word)
-    raw = np.bincount(tok, weights, minlength=B).astype(np.int64)
-    cur = {"ctx": np.zeros(B - 1, np.int64), "word": np.arange(1, B, dtype=np.int32), "raw": raw[1:]}
+    node = tok  # id of the n-gram ending at each position (level 1: the word)
+    raw = np.bincount(tok, weights, minlength=B).astype(np.int32)
+    cur = {"ctx": np.zeros(B - 1, np.int32), "word": np.arange(1, B, dtype=np.int32), "raw": raw[1:]}
     nodes = (np.arange(B, dtype=np.int64), raw)  # level 1: every word
     for n in range(1, order + 1):
         nxt = cont = None
         if n < order:  # level n+1, and with it the continuation counts of level n
             idx = np.flatnonzero(spos >= n)  # positions where an (n+1)-gram ends
-            keys = node[idx].astype(np.int64) * B + tok[idx - n]
-            ukeys, group, nraw, rep = _group(keys, weights[idx])
+            keys = node[idx].astype(np.int64)
+            keys *= B
+            keys += tok[idx - n]
+            ukeys, group, nraw, rep = _group(keys, None if weights is None else weights[idx])
             del keys
             rep = idx[rep]
             cont = np.bincount(ukeys // B, minlength=len(nodes[0]))
-            nxt = {"ctx": node[rep - 1].astype(np.int64), "word": tok[rep], "raw": nraw, "first": ukeys % B}
+            nxt = {"ctx": node[rep - 1], "word": tok[rep], "raw": nraw, "bos_first": ukeys % B == _BOS}
             node = np.empty(P, np.int32)  # only positions in idx are read again
             node[idx] = group
             del idx, group, rep
         if cont is None:
             cur["adjusted"] = cur["raw"]
         elif n == 1:
-            cur["adjusted"] = cont[cur["word"]].astype(np.int64)
+            cur["adjusted"] = cont[cur["word"]].astype(np.int32)
         else:
-            cur["adjusted"] = np.where(cur["first"] == _BOS, cur["raw"], cont)
+            cur["adjusted"] = np.where(cur["bos_first"], cur["raw"], cont).astype(np.int32)
         yield cur, nodes, (nxt["raw"] if nxt else None)
         if nxt:
             cur, nodes = nxt, (ukeys, nraw)
