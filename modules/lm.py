@@ -7,9 +7,10 @@ piece instead of being priced at a floor. Smoothing is interpolated modified Kne
 
 Counting is vectorised with numpy: every n-gram of the corpus gets an integer id in a reversed
 trie (its key is `id of its (n-1)-word suffix * B + its first word`), and equal keys are grouped
-by one in-place sort per order. A jamo 10-gram of 600,000 transcripts (~30 M positions) counts in
-about a minute in under 2 GiB. Above `max_ngrams` n-grams, rare n-grams of the highest orders are
-pruned (count thresholds, highest order first) and their probability mass goes to the backoff.
+by one in-place sort per order. A jamo 10-gram of 600,000 distinct transcripts of ~21 syllables
+(36 M positions) counted in 53 CPU seconds with a peak RSS of 2.0 GiB (bench/lm_scale.py). Above
+`max_ngrams` n-grams, rare n-grams of the highest orders are pruned (count thresholds, highest
+order first) and their probability mass goes to the backoff.
 
 The model is stored as arrays, loaded as they are:
   keys[m]    sorted int64 keys of the contexts of m words (m = 1 .. order-1), found by
@@ -21,11 +22,11 @@ so P(w | context) = probs + gamma * P(w | context without its oldest word), down
 
 Considered instead: KenLM (its Python module only queries; building needs the `lmplz` binary,
 which neither pip nor NSML images provide), nltk.lm (pure Python, slower than the counting this
-replaces), OpenGrm/SRILM (not on PyPI). None builds a model from Python on a participant's machine.
+replaces), OpenGrm NGram and SRILM (not on PyPI; pynini has no n-gram counting). None builds a
+model from Python on a participant's machine.
 """
 import math
 import random
-import re
 import zlib
 from collections import Counter
 
@@ -70,13 +71,14 @@ class CharNgramLM:
 
     # ------------------------------------------------------------------ training
     @classmethod
-    def train(cls, texts, order: int = 5, discount: float = None, max_ngrams: int = 4_000_000,
+    def train(cls, texts, order: int = 5, discount: float = None, max_ngrams: int = 3_000_000,
               max_texts: int = 0, seed: int = 0):
         """Count `texts` (strings whose units are their characters, each mask token whole).
 
         discount: None estimates modified Kneser-Ney discounts per order; a number fixes one
         discount for all counts (as models before issue 16). Above `max_ngrams` n-grams, rare ones
-        of the highest orders are pruned. max_texts > 0 counts a seeded sample of that many texts."""
+        of the highest orders are pruned: an n-gram takes ~14 bytes in a checkpoint (3 M: ~42 MB).
+        max_texts > 0 counts a seeded sample of that many texts."""
         if order < 1:
             raise ValueError(f"lm order must be >= 1, got {order}")
         texts = list(texts)
@@ -401,7 +403,7 @@ def _assemble(order: int, B: int, entries: list, contexts: list, thresholds: lis
         sort = np.lexsort((e["word"], ctx))
         ctx, w, p = ctx[sort], e["word"][sort], e["p"][sort]
         counts = np.bincount(ctx, minlength=n_nodes)
-        offsets.append(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+        offsets.append(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32 if len(ctx) < 2 ** 31 else np.int64))
         mass = np.bincount(ctx, p.astype(np.float64), minlength=n_nodes)
         gammas.append(np.clip(1.0 - mass, 0.0, 1.0).astype(np.float32))
         words.append(w.astype(word_dtype))

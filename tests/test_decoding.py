@@ -1,12 +1,10 @@
 """CTC prefix beam search, with and without the n-gram language model (tests/test_lm.py tests the LM)."""
-import math
 import random
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from modules.checkpoint import load_checkpoint, save_checkpoint
 from modules.decoding import DecoderConfig, ctc_greedy_decode, ctc_prefix_beam_search
 from modules.lm import LOG_FLOOR, CharNgramLM
 from modules.metrics import cer
