@@ -97,3 +97,21 @@ def test_attention_decode_speed_bench_runs_and_its_searches_agree(tmp_path):
     for name in ("per_utterance_loop", "one_utterance_per_call", "batched"):
         assert finite_positive(r[name]["ms_per_utterance"])
     assert r["speedup"] == r["per_utterance_loop"]["seconds"] / r["batched"]["seconds"]
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(ROOT, "tools", "korean_text.py")),
+                    reason="tools/korean_text.py (the sentence grammar) is not in this checkout")
+def test_lm_scale_count_runs_and_reports_old_and_new(tmp_path):
+    results = tmp_path / "lm_scale.json"
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "lm_scale.py"), "count", "--kinds", "grammar",
+                           "--sizes", "300", "--old_up_to", "300", "--order", "4", "--results", str(results)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "LM_SCALE_SCRATCH": str(tmp_path / "scratch")})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = json.loads(results.read_text())["count"]["rows"]
+    assert sorted(r["impl"] for r in rows) == ["new", "old"]
+    for r in rows:
+        assert r["n"] == 300 and all(finite_positive(r[k]) for k in ("train_s", "peak_rss_mib", "ngrams"))
+        assert r["saved_mb"] >= 0 and r["load_s"] >= 0
+    new, old = sorted(rows, key=lambda r: r["impl"])
+    assert 0.8 < new["ngrams"] / old["ngrams"] < 1.2  # the old model also counted BOS-padded n-grams
