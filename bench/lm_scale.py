@@ -15,7 +15,7 @@ training-side sentences (never a test sentence: korean_text.is_test_sentence; va
 taken out too), fusion weights tuned on the validation split for each LM (a grid one step wider
 than modules/fusion.py's) and at the fixed defaults 0.8 / 2.0. `speed` decodes
 the same acoustic outputs with the decoder and LM of `--old_rev` (20,000 transcripts, its default)
-and with today's (all transcripts). Everything lands in bench/results/lm_scale.json.
+and with today's (all transcripts; and the pruned worst case of `count`, whose text is off-domain). Everything lands in bench/results/lm_scale.json.
 """
 import argparse
 import io
@@ -288,6 +288,9 @@ def run_speed(args):
             (decode_batch, lambda: CharNgramLM.train(pool_units[:20000], order=order)),
         f"new decoder + LM of all {len(pool_units)} transcripts":
             (decode_batch, lambda: CharNgramLM.train(pool_units, order=order)),
+        "new decoder + LM of 600000 shuffled-word transcripts (pruned to max_ngrams)":
+            (decode_batch, lambda: CharNgramLM.train(["".join(rec.tokenizer.split(t))
+                                                      for t in draw_texts("words", 600000)], order=order)),
     }
     models = {name: (decode, make()) for name, (decode, make) in candidates.items()}
     rows = {name: [] for name in models}
