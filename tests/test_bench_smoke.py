@@ -187,3 +187,27 @@ def test_learning_curve_comparisons_read_the_curves_right():
     assert c["attention_joint_vs_ctc_beam"]["joint"] < c["attention_joint_vs_ctc_beam"]["beam"]
     conf[-1]["test_cer_greedy"] = 0.31  # flat over the last quarter
     assert lc.compare({"deepspeech2": {"points": ds2}, "conformer": {"points": conf}})["conformer_still_falling"] is False
+
+
+def has_revision(rev):
+    return subprocess.run(["git", "-C", ROOT, "cat-file", "-e", f"{rev}:modules/lm.py"],
+                          capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(ROOT, "tools", "korean_text.py")),
+                    reason="tools/korean_text.py (the sentence grammar) is not in this checkout")
+@pytest.mark.skipif(not has_revision("31f9668"), reason="the old LM's revision is not in this clone (shallow?)")
+def test_lm_scale_count_runs_and_reports_old_and_new(tmp_path):
+    results = tmp_path / "lm_scale.json"
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "lm_scale.py"), "count", "--kinds", "grammar",
+                           "--sizes", "300", "--old_up_to", "300", "--order", "4", "--results", str(results)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "LM_SCALE_SCRATCH": str(tmp_path / "scratch")})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = json.loads(results.read_text())["count"]["rows"]
+    assert sorted(r["impl"] for r in rows) == ["new", "old"]
+    for r in rows:
+        assert r["n"] == 300 and all(finite_positive(r[k]) for k in ("train_s", "peak_rss_mib", "ngrams"))
+        assert r["saved_mb"] >= 0 and r["load_s"] >= 0
+    new, old = sorted(rows, key=lambda r: r["impl"])
+    assert 0.8 < new["ngrams"] / old["ngrams"] < 1.2  # the old model also counted BOS-padded n-grams

@@ -1,12 +1,18 @@
-"""CTC prefix beam search and the character n-gram language model."""
-import math
+"""CTC prefix beam search, with and without the n-gram language model (tests/test_lm.py tests the LM)."""
+import random
 
+import pytest
 import torch
 import torch.nn.functional as F
 
-from modules.checkpoint import load_file, save_file
-from modules.transcribe.decoding import DecoderConfig, ctc_greedy_decode, ctc_prefix_beam_search
-from modules.transcribe.lm import CharNgramLM
+from modules.metrics import cer
+from modules.transcribe.decoding import (
+    DecoderConfig,
+    ctc_greedy_decode,
+    ctc_prefix_beam_search,
+)
+from modules.transcribe.lm import LOG_FLOOR, CharNgramLM
+from modules.transcribe.tokenizers import CharTokenizer, JamoTokenizer
 
 
 def sequence_log_prob(log_probs, length, ids):
@@ -60,59 +66,70 @@ def test_language_model_steers_an_ambiguous_frame():
     assert ctc_prefix_beam_search(probs.log()[None], lengths, fused, lm=lm, units=units)[0] == [1, 2]
 
 
-def test_lm_prefers_seen_text_and_is_normalised():
-    texts = ["안녕하세요 반갑습니다", "오늘 날씨가 좋네요", "안녕히 가세요"] * 3
-    lm = CharNgramLM.train(texts, order=4)
-    assert lm.score("안녕하세요") > lm.score("요세하녕안") + 5
-    assert lm.score("오늘 날씨가 좋네요") > lm.score("오늘 가씨날 좋네요")
-    for context in ["", "안녕", "날씨가 ", "없는문맥"]:
-        dist = lm._distribution("\x02" * 3 + context)
-        assert math.isclose(dist.sum(), 1.0, rel_tol=1e-9) and (dist > 0).all()
+# A corpus whose labels carry 2022 masks: names spoken, labelled &name&.
+MASKED_TRAIN = ["&name&한테 전화 걸어 줘", "&name&에게 문자 보내 줘", "&name& 씨 집으로 가 줘", "엄마한테 전화 걸어 줘",
+                "아빠에게 문자 보내 줘", "집으로 가 줘", "음악 틀어 줘", "창문 열어 줘", "&name&한테 음악 틀어 달라고 해"]
+MASKED_TEST = ["&name&한테 문자 보내 줘", "&name&에게 전화 걸어 줘", "엄마한테 문자 보내 줘", "&name& 씨 창문 열어 줘",
+               "아빠한테 전화 걸어 줘", "&name&에게 음악 틀어 줘"]
 
 
-def test_lm_round_trips_through_a_weights_only_checkpoint(tmp_path):
-    lm = CharNgramLM.train(["가나다라", "가나", "다라마"], order=3)
-    path = str(tmp_path / "model.pt")
-    save_file({"lm": lm.state_dict()}, path)
-    loaded = CharNgramLM.from_state_dict(load_file(path)["lm"])  # torch.load(weights_only=True)
-    for text in ["가나다", "라마", "마가"]:
-        assert loaded.score(text) == lm.score(text)
-    assert loaded.counts == lm.counts and isinstance(lm.state_dict()["counts_blob"], bytes)
-    # checkpoints from before the compact format (counts as nested dicts) still load
-    legacy = {"kind": "char_ngram_kn", "order": lm.order, "discount": lm.discount, "counts": lm.counts}
-    assert CharNgramLM.from_state_dict(legacy).score("가나다") == lm.score("가나다")
+def acoustic_log_probs(tokenizer, texts, seed=0):
+    """What a fair acoustic model outputs: each unit peaks on one frame (blank between), at 0.45-0.6,
+    against a random other unit at 0.2-0.35, which wins one time in five (greedy's errors).
+    Masks are recognised, at 0.5 against a syllable at 0.35."""
+    rng = random.Random(seed)
+    V = len(tokenizer)
+    outputs = []
+    for text in texts:
+        frames = []
+        for u in tokenizer.encode(text):
+            other = rng.choice([i for i in range(2, V) if i != u and len(tokenizer.units[i]) == 1])
+            mask = len(tokenizer.units[u]) > 1
+            top, second = (0.5, 0.35) if mask else (rng.uniform(0.45, 0.6), rng.uniform(0.2, 0.35))
+            p = torch.full((V,), (1 - top - second) / (V - 2))
+            p[u], p[other] = (second, top) if not mask and rng.random() < 0.2 else (top, second)
+            blank = torch.full((V,), 0.02 / (V - 1))
+            blank[0] = 0.98
+            frames += [p, blank]
+        outputs.append(torch.stack(frames).log())
+    lengths = torch.tensor([len(o) for o in outputs])
+    return torch.nn.utils.rnn.pad_sequence(outputs, batch_first=True), lengths
 
 
-def test_lm_pruning_bounds_size_and_stays_normalised():
-    texts = ["가나다라마바사", "아자차카타파하", "가나다 아자차", "마바사 카타파"] * 2 + ["하파타카차자아"]
-    full = CharNgramLM.train(texts, order=4)
-    small = CharNgramLM.train(texts, order=4, max_ngrams=60)
-    size = lambda lm: sum(len(nxt) for table in lm.counts for nxt in table.values())  # noqa: E731
-    assert size(small) < size(full)
-    assert math.isclose(small._distribution("\x02\x02가").sum(), 1.0, rel_tol=1e-9)
-    assert small.score("가나다라") > small.score("라다나가")
+class FlooredMasks:
+    """The LM as it was before issue 16: every multi-character unit at the floor."""
+
+    def __init__(self, lm):
+        self.lm = lm
+
+    def log_prob_vector(self, context, units):
+        vector = self.lm.log_prob_vector(context, units).copy()
+        vector[[i for i, u in enumerate(units) if len(u) > 1]] = LOG_FLOOR
+        return vector
+
+    def end_log_prob(self, context, units):
+        return self.lm.end_log_prob(context, units)
 
 
-def test_lm_cache_stays_within_its_bound_and_gives_the_same_scores():
-    texts = ["가나다라마바사", "아자차카타파하", "가나다 아자차", "마바사 카타파"] * 3
-    lm = CharNgramLM.train(texts, order=4)
-    lm._cache_limit = 5  # a long decode: the cache is cleared whenever it fills
-    units = ["<blank>", "<unk>"] + lm.vocab + ["&name&"]
-    vectors = {}
-    for i in range(200):
-        context = texts[i % len(texts)][: i % 7]
-        vectors[context] = lm.log_prob_vector(context, units)
-        assert len(lm._cache) <= 5
-    fresh = CharNgramLM(lm.order, lm.counts, lm.discount)
-    for context, vector in vectors.items():
-        assert (fresh.log_prob_vector(context, units) == vector).all()
-        assert vector[-1] == vector[1] == math.log(1e-10)  # multi-char and unknown units floor
-
-
-def test_lm_counts_a_seeded_sample_of_at_most_max_texts():
-    texts = [f"{a}{b}" for a in "가나다라마" for b in "바사아자차"]
-    lm = CharNgramLM.train(texts, order=2, max_texts=5)
-    starts = sum(lm.counts[1].get("\x02", {}).values())  # one sentence start per counted text
-    assert starts == 5
-    again = CharNgramLM.train(texts, order=2, max_texts=5)
-    assert again.counts == lm.counts
+@pytest.mark.parametrize("tokenizer_class,order", [(CharTokenizer, 5), (JamoTokenizer, 10)])
+def test_beam_with_the_lm_emits_masks_where_greedy_does(tokenizer_class, order):
+    tokenizer = tokenizer_class.build(MASKED_TRAIN + MASKED_TEST)
+    lm = CharNgramLM.train(["".join(tokenizer.split(t)) for t in MASKED_TRAIN * 3], order=order)
+    assert "&name&" in lm.vocab
+    log_probs, lengths = acoustic_log_probs(tokenizer, MASKED_TEST)
+    units = tokenizer.units
+    fused = DecoderConfig(decoder="beam")  # the default weights (0.8 / 2.0)
+    decode = lambda ids: [tokenizer.decode(i) for i in ids]  # noqa: E731
+    greedy = decode(ctc_greedy_decode(log_probs, lengths))
+    plain = decode(ctc_prefix_beam_search(log_probs, lengths, DecoderConfig(decoder="beam", lm_weight=0.0)))
+    with_lm = decode(ctc_prefix_beam_search(log_probs, lengths, fused, lm=lm, units=units))
+    floored = decode(ctc_prefix_beam_search(log_probs, lengths, fused, lm=FlooredMasks(lm), units=units))
+    masked = [i for i, t in enumerate(MASKED_TEST) if "&name&" in t]
+    assert all(greedy[i].count("&name&") == MASKED_TEST[i].count("&name&") for i in masked)
+    assert [h.count("&name&") for h in with_lm] == [h.count("&name&") for h in greedy]
+    pick = lambda hyps: [hyps[i] for i in masked]  # noqa: E731
+    refs = pick(MASKED_TEST)
+    assert cer(pick(with_lm), refs) <= cer(pick(plain), refs) and cer(pick(with_lm), refs) <= cer(pick(greedy), refs)
+    assert cer(with_lm, MASKED_TEST) < cer(greedy, MASKED_TEST)  # and the LM still helps overall
+    # the test can fail: the old LM, which floored masks, dropped them
+    assert sum(h.count("&name&") for h in floored) < sum(h.count("&name&") for h in greedy)

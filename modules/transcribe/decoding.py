@@ -4,8 +4,6 @@ from dataclasses import dataclass
 
 import torch
 
-from .lm import EOS
-
 
 def ctc_greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = 0,
                       merge_repeats: bool = True) -> list:
@@ -49,12 +47,15 @@ NEG_INF = -float("inf")
 
 def ctc_prefix_beam_search(log_probs: torch.Tensor, lengths: torch.Tensor, config: DecoderConfig,
                            lm=None, units: list = None, blank: int = 0) -> list:
-    """CTC prefix beam search (Hannun et al. 2014) with optional shallow fusion of a character LM.
+    """CTC prefix beam search (Hannun et al. 2014) with optional shallow fusion of an n-gram LM.
 
     log_probs: (B, T, V); lengths: (B,). Each frame is pruned to its `token_top_k` units with
     torch.topk over the whole batch at once; the per-utterance loop then only touches
     beam x top-k candidates. With `lm`, extending a prefix by unit u adds
     lm_weight * log P_lm(u | prefix) + lm_bonus; the sentence end is scored at the last frame.
+    The LM is asked about the prefix as it is held here, a tuple of ids into `units` (each unit,
+    a mask token included, is one LM unit): lm.log_prob_vector(prefix, units) gives (V,) log-probs,
+    lm.end_log_prob(prefix, units) the sentence end's.
     Returns a list of id lists, best hypothesis per utterance.
     """
     use_lm = lm is not None and config.lm_weight > 0 and units is not None
@@ -66,31 +67,31 @@ def ctc_prefix_beam_search(log_probs: torch.Tensor, lengths: torch.Tensor, confi
     weight, bonus = config.lm_weight, config.lm_bonus
     results = []
     for b in range(log_probs.size(0)):
-        # prefix (tuple of ids) -> [log P(ends in blank), log P(ends in non-blank), LM score, text]
-        beams = {(): [0.0, NEG_INF, 0.0, ""]}
+        # prefix (tuple of ids) -> [log P(ends in blank), log P(ends in non-blank), LM score]
+        beams = {(): [0.0, NEG_INF, 0.0]}
         for t in range(int(lengths[b])):
             if config.blank_skip < 1 and blank_lp[b][t] > skip_threshold:
                 for state in beams.values():  # a near-certain blank: every prefix just absorbs it
                     state[0], state[1] = log_add(state[0], state[1]) + blank_lp[b][t], NEG_INF
                 continue
             new = {}
-            for prefix, (pb, pnb, lm_score, text) in beams.items():
+            for prefix, (pb, pnb, lm_score) in beams.items():
                 total = log_add(pb, pnb)
-                lm_vec = lm.log_prob_vector(text, units) if use_lm else None
+                lm_vec = lm.log_prob_vector(prefix, units) if use_lm else None
                 last = prefix[-1] if prefix else None
                 for lp, u in zip(top_lp[b][t], top_ids[b][t]):
                     if u == blank:
-                        e = new.setdefault(prefix, [NEG_INF, NEG_INF, lm_score, text])
+                        e = new.setdefault(prefix, [NEG_INF, NEG_INF, lm_score])
                         e[0] = log_add(e[0], total + lp)
                         continue
                     extended = prefix + (u,)
                     e = new.get(extended)
                     if e is None:
-                        e = new[extended] = ([NEG_INF, NEG_INF, lm_score + weight * float(lm_vec[u]) + bonus,
-                                              text + units[u]] if use_lm else [NEG_INF, NEG_INF, 0.0, ""])
+                        e = new[extended] = [NEG_INF, NEG_INF,
+                                             lm_score + weight * float(lm_vec[u]) + bonus if use_lm else 0.0]
                     if u == last:  # a repeat only extends through a blank; otherwise it merges
                         e[1] = log_add(e[1], pb + lp)
-                        same = new.setdefault(prefix, [NEG_INF, NEG_INF, lm_score, text])
+                        same = new.setdefault(prefix, [NEG_INF, NEG_INF, lm_score])
                         same[1] = log_add(same[1], pnb + lp)
                     else:
                         e[1] = log_add(e[1], total + lp)
@@ -98,8 +99,8 @@ def ctc_prefix_beam_search(log_probs: torch.Tensor, lengths: torch.Tensor, confi
                          [: config.beam_width])
 
         def final_score(item):
-            pb, pnb, lm_score, text = item[1]
-            end = weight * lm.log_prob(EOS, text) if use_lm else 0.0
+            pb, pnb, lm_score = item[1]
+            end = weight * lm.end_log_prob(item[0], units) if use_lm else 0.0
             return log_add(pb, pnb) + lm_score + end
 
         results.append(list(max(beams.items(), key=final_score)[0]))

@@ -85,8 +85,8 @@ class Options(TrainingOptions):
     lm_order: Optional[int] = option(None, "n-gram order over the output units; 0 = no language model "
                                            f"(default: {LM_ORDER_BY_UNIT['char']} for char, "
                                            f"{LM_ORDER_BY_UNIT['jamo']} for jamo)", type=int)
-    lm_max_texts: int = option(20000, "the LM counts at most this many training transcripts (a seeded sample): "
-                                      "bounds its time and memory")
+    lm_max_texts: int = option(0, "the LM counts at most this many training transcripts (a seeded sample); "
+                                  "0 = all (600,000 count in about 80 s: bench/README.md)")
     lm_weight: float = option(DecoderConfig.lm_weight)
     lm_bonus: float = option(DecoderConfig.lm_bonus, "per-unit insertion bonus")
     tune_lm: bool = option(True, "--no_tune_lm keeps --lm_weight/--lm_bonus as given instead of choosing them on "

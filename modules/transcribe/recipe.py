@@ -172,8 +172,9 @@ def train_lm(options: Options, recognizer: SpeechRecognizer, train_utts: list, l
         return None
     texts = ["".join(recognizer.tokenizer.split(u.text)) for u in train_utts]
     lm = CharNgramLM.train(texts, order=order, max_texts=options.lm_max_texts, seed=options.seed)
-    sampled = f"a random {options.lm_max_texts} of " if len(texts) > options.lm_max_texts else ""
-    log(f"[lm] {order}-gram of {kind} units from {sampled}{len(texts)} training transcripts")
+    sampled = f"a random {options.lm_max_texts} of " if 0 < options.lm_max_texts < len(texts) else ""
+    log(f"[lm] {order}-gram of {kind} units from {sampled}{len(texts)} training transcripts: "
+        f"{lm.num_ngrams()} n-grams")
     return lm
 
 

@@ -70,7 +70,7 @@ class SpeechRecognizer:
                 raise ValueError(f"--decoder attention needs an attention model, not {self.model_name}")
             ids = self.model.beam_search(decoder.beam_width, decoder.length_penalty)
         else:
-            # The LM scores single-character units: syllables or jamo (checked when training).
+            # The LM's units are the tokenizer's: syllables or jamo, each mask token whole.
             lm = self.lm if self.tokenizer.kind in ("char", "jamo") else None
             ids = decode_batch(log_probs, lengths, decoder, lm=lm, units=getattr(self.tokenizer, "units", None))
         return [self.tokenizer.decode(i) for i in ids]
