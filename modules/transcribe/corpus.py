@@ -13,7 +13,7 @@ from ..audio import usable_durations
 from ..text import TextConfig, normalize_text, read_csv_table, read_label_columns, read_text_file, safe_join
 
 
-@dataclass(slots=True)  # no per-object __dict__: 600,000 of them are ~70 MB smaller
+@dataclass(slots=True)  # no per-object __dict__: 72 instead of 112 bytes each (24 MB less at 600,000)
 class Utterance:
     path: str
     text: str
