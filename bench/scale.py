@@ -345,7 +345,8 @@ def run_size(corpus: str, n: int, a, main_args: list, work: str) -> dict:
     overhead_valid = r["valid_batches"] * (r["median_wait"] or 0.0)
     result = {
         "rows": n, "argv": argv, "load_average_before": load_before, "load_average_after": load_average(),
-        "first_step_seconds": ev["first_step_done"], "imports_seconds": ev["imports_done"],
+        "first_step_seconds": ev["first_step_done"], "first_step_begins_seconds": ev["first_step_begin"],
+        "imports_seconds": ev["imports_done"],
         "stages": r["stages"],
         "peak_rss_before_training_mib": round(ev["peak_rss_before_training_mib"], 1),
         "rss_before_training_mib": round(ev["rss_before_training_mib"], 1),
@@ -367,17 +368,64 @@ def run_size(corpus: str, n: int, a, main_args: list, work: str) -> dict:
 
 
 def table(results: list) -> str:
-    lines = ["| rows | first step (s) | labels | durations | normalise | split | tokenizer | LM | trainer | "
-             "peak RSS before / during (MiB) | epoch outside fwd/bwd (s) | load |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| rows | first step begins / done (s) | read labels+audio | of which paths, durations, normalise | "
+             "split | tokenizer | LM | trainer | peak RSS before / during (MiB) | epoch outside fwd/bwd (s) | load |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
         s = {k: v["seconds"] for k, v in r["stages"].items()}
-        cells = [f"{s.get(k, 0):.1f}" for k in ("labels", "duration_scan", "normalisation", "split", "tokenizer",
-                                               "lm", "trainer")]
-        lines.append(f"| {r['rows']:,} | {r['first_step_seconds']:.1f} | " + " | ".join(cells) +
+        cells = [f"{s.get('read_training_set', 0):.1f}",
+                 ", ".join(f"{s.get(k, 0):.1f}" for k in ("paths", "duration_scan", "normalisation"))]
+        cells += [f"{s.get(k, 0):.1f}" for k in ("split", "tokenizer", "lm", "trainer")]
+        lines.append(f"| {r['rows']:,} | {r['first_step_begins_seconds']:.1f} / {r['first_step_seconds']:.1f} | " +
+                     " | ".join(cells) +
                      f" | {r['peak_rss_before_training_mib']:.0f} / {r['peak_rss_during_training_mib']:.0f} | "
                      f"{r['epoch_outside_forward_backward_seconds']:.0f} | {r['load_average_before'][0]:.1f} |")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# DataLoader workers on this machine: bench/measure.py throughput with 0, 1, 2 workers
+# ---------------------------------------------------------------------------
+def workers_sweep(corpus: str, rounds: int, steps: int, counts: list, main_args: list, out: str):
+    """Training throughput (audio-s/s over `steps` steps after 2 warm-up steps, data loading
+    included) with each worker count, in `rounds` rounds, each round the counts in a new random
+    order, so that a change in the machine's load falls on all of them alike. Per round, each
+    count's throughput relative to 0 workers; also the CPU seconds (the process and its workers)
+    per audio second."""
+    import random
+    rng, runs = random.Random(0), []
+    for r in range(rounds):
+        for workers in rng.sample(counts, len(counts)):
+            result_path = os.path.join(os.path.dirname(out), f"workers_{workers}_{r}.json")
+            load = load_average()
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            subprocess.run([sys.executable, os.path.join(ROOT, "bench", "measure.py"), "throughput", "--steps",
+                            str(steps), "--warmup", "2", "--out", result_path, "--", "--dataset_path", corpus,
+                            "--num_workers", str(workers), *main_args], cwd=ROOT, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            with open(result_path, encoding="utf-8") as f:
+                t = json.load(f)
+            cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+            runs.append({"round": r, "workers": workers, "audio_seconds_per_second": round(t["audio_seconds_per_second"], 2),
+                         "process_cpu_seconds": round(cpu, 1), "peak_rss_mib": round(t["peak_rss_mib"], 1),
+                         "load_average_before": load})
+            print(json.dumps(runs[-1]), flush=True)
+    summary = {}
+    for w in counts:
+        ratios = []
+        for r in range(rounds):
+            by = {x["workers"]: x["audio_seconds_per_second"] for x in runs if x["round"] == r}
+            ratios.append(by[w] / by[counts[0]])
+        summary[str(w)] = {"median_throughput_vs_first": round(statistics.median(ratios), 3),
+                           "ratios": [round(x, 3) for x in ratios],
+                           "median_audio_seconds_per_second": statistics.median(
+                               x["audio_seconds_per_second"] for x in runs if x["workers"] == w)}
+    report = {"command": "python bench/scale.py " + " ".join(sys.argv[1:]), "machine": machine(),
+              "corpus": corpus, "steps": steps, "summary": summary, "runs": runs}
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=1)
+    print(json.dumps(summary))
 
 
 def main(argv=None):
@@ -390,12 +438,18 @@ def main(argv=None):
                    help="corpora (hard links: the base corpus must be on the same file system)")
     p.add_argument("--base-utts", type=int, default=3000, help="real audio files the rows link to")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "scale.json"))
+    p.add_argument("--workers", default="", help="instead: throughput with these DataLoader worker counts, "
+                                                 "e.g. 0,1,2, on the base corpus (writes bench/results/scale_workers.json)")
+    p.add_argument("--rounds", type=int, default=5, help="--workers: rounds of all counts in a random order")
     p.add_argument("--child", help=argparse.SUPPRESS)
     a, main_args = p.parse_args(argv[:split]), argv[split + 1:]
     if a.child:
         return child(a.child, a.steps, main_args)
     os.makedirs(a.cache, exist_ok=True)
     base = base_corpus(a.cache, a.base_utts)
+    if a.workers:
+        out = os.path.join(os.path.dirname(a.out), "scale_workers.json")
+        return workers_sweep(base, a.rounds, a.steps, [int(w) for w in a.workers.split(",")], main_args, out)
     work = os.path.join(a.cache, "runs")
     os.makedirs(work, exist_ok=True)
     results = []
