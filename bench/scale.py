@@ -242,6 +242,7 @@ def child(out_path: str, steps: int, main_argv: list):
         if len(steps_log) == 1:
             events["first_step_done"] = time.time() - t0
         if len(steps_log) >= steps:
+            events.update(_workers_memory())  # now: unwinding past the loader shuts its workers down
             raise StopRun
         return result
 
@@ -262,7 +263,6 @@ def child(out_path: str, steps: int, main_argv: list):
     trainer = state["trainer"]
     events["peak_rss_during_training_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     events["rss_after_steps_mib"] = _resident_mib()
-    events.update(_workers_memory())
     waits = [s["wait"] for s in steps_log[1:]]
     first_wait = events.get("first_batch_wait")
     result = {
