@@ -8,6 +8,7 @@ check that a listed file can be trained on, and `list_audio_files` the one rule 
 which files of a folder are inputs.
 """
 import os
+import stat
 import warnings
 
 import numpy as np
@@ -51,6 +52,60 @@ def usable_duration(path: str):
     if duration <= 0:
         return None, "empty audio"
     return duration, None
+
+
+# Names the 2022 competitions give headerless PCM (none, or these suffixes): sized by stat alone.
+HEADERLESS_SUFFIXES = ("", ".pcm", ".raw")
+_SNIFF_SAMPLE = 32  # headerless-named files whose first bytes are checked before trusting the names
+
+
+def usable_durations(paths: list) -> tuple:
+    """`usable_duration` of every path, as ((N,) float64 durations, NaN where unusable;
+    {index: why not} for those), with one stat per file.
+
+    Files named as headerless PCM (HEADERLESS_SUFFIXES) are sized from the stat; only the
+    others are opened for their header. For 600,000 files this is one system call each instead
+    of five (isfile, open, read, close, getsize), which matters most on network storage. The
+    first files named as PCM are still sniffed: if any holds a container (a WAV without its
+    extension), every file is read as `usable_duration` reads it.
+    """
+    durations, reasons = np.full(len(paths), np.nan), {}
+    headerless = [_named_headerless(p) for p in paths]
+    sample = [p for p, h in zip(paths, headerless) if h][:_SNIFF_SAMPLE]
+    if any(_has_container_header(p) for p in sample):
+        headerless = [False] * len(paths)
+    for i, (path, by_size) in enumerate(zip(paths, headerless)):
+        duration, reason = _pcm_duration_from_stat(path) if by_size else usable_duration(path)
+        if reason:
+            reasons[i] = reason
+        else:
+            durations[i] = duration
+    return durations, reasons
+
+
+def _pcm_duration_from_stat(path: str):
+    """What usable_duration says of a headerless PCM file, from its stat alone."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None, "label row without audio file"
+    if not stat.S_ISREG(st.st_mode):
+        return None, "label row without audio file"
+    if st.st_size // 2 == 0:
+        return None, "empty audio"
+    return st.st_size // 2 / SAMPLE_RATE, None
+
+
+def _named_headerless(path: str) -> bool:
+    name = path[path.rfind(os.sep) + 1:]
+    return "." not in name or os.path.splitext(name)[1].lower() in HEADERLESS_SUFFIXES
+
+
+def _has_container_header(path: str) -> bool:
+    try:
+        return not is_headerless_pcm(path)
+    except OSError:
+        return False
 
 
 def list_audio_files(folder: str) -> list:

@@ -56,7 +56,8 @@ class TrainingOptions:
     amp: str = option("auto", "mixed precision; auto = bf16/fp16 on GPU, off on CPU",
                       choices=["auto", "off", "bf16", "fp16"])
     compile: bool = option(False, "torch.compile the model for training")
-    num_workers: int = option(0, "DataLoader worker processes")
+    num_workers: int = option(-1, "DataLoader worker processes; -1 = auto: 0 on CPU, on CUDA one per spare core "
+                                  "up to 8 (modules/loading.py)")
     heap_limit_mib: float = option(1536.0, "training returns freed memory to the system above this resident "
                                            "size; 0 = never (modules/memory.py)")
     valid_fraction: float = option(0.2, "share of the training data held out for validation")

@@ -36,6 +36,35 @@ def read_text_file(path: str) -> str:
     return text
 
 
+def iter_csv_table(path: str, required=("filename",)):
+    """(header, rows) of a CSV label file with a header row, with `rows` an iterator of
+    (line number, cells): the rows of `read_csv_table` one at a time, so a label file of
+    600,000 rows is never held as one list of lists."""
+    reader = csv.reader(io.StringIO(read_text_file(path)))
+    first = next(reader, None)
+    if first is None:
+        return [], iter(())
+    header = [h.strip() for h in first]
+    lower = [h.lower() for h in header]
+    missing = [r for r in required if r not in lower]
+    if missing:
+        raise ValueError(f"{path}: expected a header with {', '.join(map(repr, required))}, got {first}")
+
+    def rows():
+        width = len(header)
+        for line_no, row in enumerate(reader, start=2):
+            if len(row) == width and row[0].strip():  # the usual row, checked cheaply
+                yield line_no, row
+            elif not any(cell.strip() for cell in row):
+                continue
+            elif len(row) < width:
+                warnings.warn(f"{path}:{line_no}: malformed row {row!r}; skipped")
+            else:
+                yield line_no, row[:width]
+
+    return header, rows()
+
+
 def read_csv_table(path: str, required=("filename",)):
     """(header, rows) of a CSV label file with a header row; rows are (line number, cells).
 
@@ -43,34 +72,29 @@ def read_csv_table(path: str, required=("filename",)):
     and must be present. Blank rows are skipped; rows shorter than the header are named in a
     warning and skipped; each kept row has as many cells as the header.
     """
-    table = list(csv.reader(io.StringIO(read_text_file(path))))
-    if not table:
-        return [], []
-    header = [h.strip() for h in table[0]]
-    lower = [h.lower() for h in header]
-    missing = [r for r in required if r not in lower]
-    if missing:
-        raise ValueError(f"{path}: expected a header with {', '.join(map(repr, required))}, got {table[0]}")
-    rows = []
-    for line_no, row in enumerate(table[1:], start=2):
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) < len(header):
-            warnings.warn(f"{path}:{line_no}: malformed row {row!r}; skipped")
-            continue
-        rows.append((line_no, row[: len(header)]))
-    return header, rows
+    header, rows = iter_csv_table(path, required)
+    return header, list(rows)
+
+
+def read_label_columns(path: str) -> dict:
+    """A `filename,text[,speaker,...]` CSV as columns: lower-case column name -> list of cells
+    (at least 'filename', stripped, and 'text'); one list per column instead of a dict per row."""
+    header, rows = iter_csv_table(path, required=("filename", "text"))
+    wanted = {h.lower(): i for i, h in enumerate(header)}  # a repeated name: its last column
+    columns = {k: [] for k in wanted}
+    appends = [(columns[k].append, i) for k, i in wanted.items()]
+    for _, row in rows:
+        for append, i in appends:
+            append(row[i])
+    columns["filename"] = [name.strip() for name in columns["filename"]]
+    return columns
 
 
 def read_label_records(path: str) -> list:
     """Rows of a `filename,text[,speaker,...]` CSV as dicts keyed by lower-case column name
     (at least 'filename' and 'text'); file names stripped."""
-    header, rows = read_csv_table(path, required=("filename", "text"))
-    keys = [h.lower() for h in header]
-    records = [dict(zip(keys, row)) for _, row in rows]
-    for r in records:
-        r["filename"] = r["filename"].strip()
-    return records
+    columns = read_label_columns(path)
+    return [dict(zip(columns, row)) for row in zip(*columns.values())]
 
 
 def safe_join(folder: str, name: str) -> Optional[str]:
@@ -102,22 +126,36 @@ class TextConfig:
     punctuation: str = "keep"           # "keep" or "remove" (Unicode P* characters; masks are kept)
 
 
+# Words of Hangul syllables, Latin letters and digits separated by single spaces: such a
+# transcript (most of them) has no annotation, punctuation or stray space, and is NFC already.
+_PLAIN = re.compile(r"[0-9A-Za-z\uac00-\ud7a3]+(?: [0-9A-Za-z\uac00-\ud7a3]+)*")
+
+
 def normalize_text(text: str, config: TextConfig = TextConfig()) -> str:
     if config.dual not in ("spelling", "pronunciation"):
         raise ValueError(f"dual must be 'spelling' or 'pronunciation', not {config.dual!r}")
+    if _PLAIN.fullmatch(text):  # nothing to normalise: one regex match instead of the passes below
+        return text if config.keep_spaces else text.replace(" ", "")
+    return _normalize(text, config)
+
+
+def _normalize(text: str, config: TextConfig) -> str:
     side = 1 if config.dual == "spelling" else 2
     text = unicodedata.normalize("NFC", text)
-    text = _DUAL.sub(lambda m: m.group(side), text)
-    pieces = MASK_PATTERN.split(text)  # odd indices are mask tokens, left exactly as they are
+    if "(" in text:
+        text = _DUAL.sub(lambda m: m.group(side), text)
+    # odd indices are mask tokens, left exactly as they are
+    pieces = MASK_PATTERN.split(text) if "&" in text else [text]
     for i in range(0, len(pieces), 2):
         p = pieces[i]
         if config.remove_noise_tags:
-            p = _FILLER.sub("", _NOISE.sub(" ", p))
+            if "/" in p:
+                p = _FILLER.sub("", _NOISE.sub(" ", p))
             p = p.replace("+", "").replace("*", "")  # Kspon repetition / unclear-word marks
         if config.punctuation == "remove":
             p = "".join(" " if unicodedata.category(c).startswith("P") else c for c in p)
         pieces[i] = p
-    text = re.sub(r"\s+", " ", "".join(pieces)).strip()
+    text = " ".join("".join(pieces).split())  # runs of whitespace -> one space, none at the ends
     if not config.keep_spaces:
         text = text.replace(" ", "")
     return text

@@ -37,7 +37,7 @@ class LoopConfig:
     grad_clip: float = 5.0
     amp: str = "auto"              # auto (bf16/fp16 on GPU, off on CPU) | off | bf16 | fp16
     compile: bool = False          # torch.compile the model for training (pays on GPU, rarely on CPU)
-    num_workers: int = 0           # DataLoader worker processes
+    num_workers: int = -1          # DataLoader worker processes; -1 = auto (loading.loader_settings)
     heap_limit_mib: float = 1536.0  # give freed heap memory back when the process is larger; 0 = never (memory.py)
     seed: int = 0
 

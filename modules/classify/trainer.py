@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from .. import distributed
 from ..features import SpecAugmentConfig
+from ..loading import loader_settings
 from ..metrics import accuracy, kl_divergence, macro_f1
 from ..samplers import BatchByCountSampler
 from ..training import LoopConfig, Trainer
@@ -68,12 +69,13 @@ class ClassifierTrainer(Trainer):
         sampler = BatchByCountSampler(len(train_set), config.batch_size * world, seed=config.seed)
         if world > 1:
             sampler = distributed.ShardedBatchSampler(sampler, distributed.rank(), world)
+        workers, pin_memory = loader_settings(classifier.device, config.num_workers)
         train_loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, collate_fn=collate_clips,
-                                                   num_workers=config.num_workers)
+                                                   num_workers=workers, pin_memory=pin_memory)
         self.valid_clips = valid_clips
         self.valid_loader = torch.utils.data.DataLoader(
             ClipDataset(valid_clips, spec.clip_seconds, train=False), batch_size=2 * config.batch_size,
-            collate_fn=collate_clips, num_workers=config.num_workers)
+            collate_fn=collate_clips, num_workers=workers, pin_memory=pin_memory)
         super().__init__(model, config, classifier.device, train_loader)
         self.augment = SpecAugmentConfig(freq_masks=2, freq_width=6, time_masks=2, time_width=0.1) \
             if config.specaugment else None

@@ -12,15 +12,17 @@ import warnings
 from collections import deque
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .. import distributed
 from ..features import SpecAugmentConfig
+from ..loading import loader_settings
 from ..metrics import cer
 from ..samplers import BatchByCountSampler, DurationBatchSampler
 from ..training import LoopConfig, Trainer
-from .dataset import SpeechDataset, collate
+from .dataset import SpeechDataset, Targets, collate
 from .decoding import DecoderConfig
 from .feature_cache import FeatureCache
 
@@ -48,25 +50,30 @@ class SpeechTrainer(Trainer):
             config.batch_seconds = 900.0 if recognizer.device.type == "cuda" else 90.0
         torch.manual_seed(config.seed)
         self.cache = FeatureCache(config.feature_cache, recognizer.feature_config) if config.feature_cache else None
-        self.train_utts = self._trainable(train_utts)
+        train_targets = Targets.encode(recognizer.tokenizer, [u.text for u in train_utts])
+        keep = self._trainable(train_utts, train_targets.lengths)
+        self.train_utts = [train_utts[i] for i in keep]
         self.valid_utts = valid_utts
         # With copies, items [n, 2n) of the epoch list are the SpecAugment copies of [0, n).
-        self.epoch_utts = self.train_utts * (2 if config.specaugment_copies and config.specaugment else 1)
+        copies = 2 if config.specaugment_copies and config.specaugment else 1
+        self.epoch_utts = self.train_utts * copies
         # Batch sizes are per process: with W processes the global batch is W times larger,
         # and each global batch is split between the ranks (the same batches as one process).
         world = distributed.world_size()
         if config.batch_size:
             sampler = BatchByCountSampler(len(self.epoch_utts), config.batch_size * world, seed=config.seed)
         else:
-            sampler = DurationBatchSampler([u.duration for u in self.epoch_utts], config.batch_seconds * world,
-                                           shuffle=True, seed=config.seed, sortagrad=config.sortagrad)
+            sampler = DurationBatchSampler(np.tile(self.durations(self.train_utts), copies),
+                                           config.batch_seconds * world, shuffle=True, seed=config.seed,
+                                           sortagrad=config.sortagrad)
         if world > 1:
             sampler = distributed.ShardedBatchSampler(sampler, distributed.rank(), world)
         self.train_sampler = sampler
-        self.valid_loader = self._loader(valid_utts, DurationBatchSampler(
-            [u.duration for u in valid_utts], 2 * config.batch_seconds, shuffle=False), config.num_workers)
-        super().__init__(recognizer.model, config, recognizer.device,
-                         self._loader(self.epoch_utts, sampler, config.num_workers))
+        self.num_workers, pin_memory = loader_settings(recognizer.device, config.num_workers)
+        self.valid_loader = self._loader(self._dataset(valid_utts), DurationBatchSampler(
+            self.durations(valid_utts), 2 * config.batch_seconds, shuffle=False), pin_memory)
+        train_set = self._dataset(self.epoch_utts, train_targets.select(keep, copies))
+        super().__init__(recognizer.model, config, recognizer.device, self._loader(train_set, sampler, pin_memory))
         self.recent_weights = deque(maxlen=max(config.average_last, 0))
         self.augment = SpecAugmentConfig() if config.specaugment else None
         self.speed_factors = tuple(config.speed_factors)
@@ -75,24 +82,32 @@ class SpeechTrainer(Trainer):
                   "so it is off in this run", flush=True)
             self.speed_factors = ()
 
-    def _trainable(self, utts):
-        """Drop utterances with more units than the model has output frames (CTC cannot align them)."""
-        rec, keep = self.recognizer, []
-        for u in utts:
-            frames = rec.featurizer.frame_lengths(torch.tensor([int(u.duration * rec.feature_config.sample_rate)]))
-            if int(rec.model.output_lengths(frames)[0]) >= len(rec.tokenizer.encode(u.text)):
-                keep.append(u)
-            else:
-                warnings.warn(f"{u.path}: {u.duration:.2f} s is too short for its {len(u.text)}-character "
-                              "transcript; skipped")
-        if not keep:
-            raise ValueError("no training utterance is long enough for its transcript")
-        return keep
+    @staticmethod
+    def durations(utts) -> np.ndarray:
+        return np.fromiter((u.duration for u in utts), dtype=np.float64, count=len(utts))
 
-    def _loader(self, utts, sampler, num_workers):
-        dataset = SpeechDataset(utts, self.recognizer.tokenizer, self.recognizer.feature_config.trim_db, self.cache)
+    def _trainable(self, utts, target_lengths: np.ndarray) -> np.ndarray:
+        """Indices of the utterances with at least as many model output frames as units (CTC
+        cannot align the others, each named in a warning), computed for all at once."""
+        rec = self.recognizer
+        samples = torch.from_numpy((self.durations(utts) * rec.feature_config.sample_rate).astype(np.int64))
+        frames = rec.model.output_lengths(rec.featurizer.frame_lengths(samples)).numpy()
+        fits = frames >= target_lengths
+        for i in np.flatnonzero(~fits):
+            u = utts[i]
+            warnings.warn(f"{u.path}: {u.duration:.2f} s is too short for its {len(u.text)}-character "
+                          "transcript; skipped")
+        if not fits.any():
+            raise ValueError("no training utterance is long enough for its transcript")
+        return np.flatnonzero(fits)
+
+    def _dataset(self, utts, targets=None):
+        return SpeechDataset(utts, self.recognizer.tokenizer, self.recognizer.feature_config.trim_db, self.cache,
+                             targets=targets)
+
+    def _loader(self, dataset, sampler, pin_memory: bool):
         return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
-                                           num_workers=num_workers)
+                                           num_workers=self.num_workers, pin_memory=pin_memory)
 
     def speech_loss(self, batch, augment=None, augment_rows=None, net=None, speed: float = 1.0):
         """CTC loss (plus the model's decoder loss, if it has one), log-probs and output lengths."""
