@@ -39,8 +39,16 @@ def loader_settings(device: torch.device, num_workers: int = AUTO) -> tuple:
     pin_memory = device.type == "cuda"
     if num_workers is not None and num_workers >= 0:
         return num_workers, pin_memory
-    if device.type != "cuda":
-        return 0, pin_memory
-    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # torchrun: one per GPU of the node
-    share = available_cpus() // max(local_processes, 1)
-    return max(1, min(MAX_CUDA_WORKERS, share - 1)), pin_memory
+    return auto_workers(device.type == "cuda", available_cpus(), local_processes()), pin_memory
+
+
+def local_processes() -> int:
+    """Training processes on this node: torchrun starts one per GPU."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+
+
+def auto_workers(cuda: bool, cpus: int, processes: int = 1) -> int:
+    """The -1 choice: none on a CPU; on CUDA one per spare core of this process's share, at most 8."""
+    if not cuda:
+        return 0
+    return max(1, min(MAX_CUDA_WORKERS, cpus // max(processes, 1) - 1))

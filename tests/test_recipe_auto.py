@@ -11,7 +11,7 @@ SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 CPU2 = Machine("cpu", cpu_cores=2)
 H200 = Machine("cuda", cpu_cores=16, gpus=1, gpu_memory_gib=139.0, bf16=True)
 T4 = Machine("cuda", cpu_cores=8, gpus=1, gpu_memory_gib=15.0, bf16=False)
-A10x4 = Machine("cuda", cpu_cores=16, gpus=4, gpu_memory_gib=24.0, bf16=True)
+A10x4 = Machine("cuda", cpu_cores=16, gpus=4, gpu_memory_gib=24.0, bf16=True, processes=4)  # torchrun
 CONFORMER_OWN = {"conformer": {"lr": 1e-3, "warmup_fraction": 0.15}}
 
 
@@ -21,7 +21,7 @@ CONFORMER_OWN = {"conformer": {"lr": 1e-3, "warmup_fraction": 0.15}}
     (CPU2, 1000.0, ["--max_minutes", "600"], dict(model="deepspeech2", amp="off")),
     # a big GPU and a big corpus: Conformer large in bf16, at the Conformer's own LR and warmup
     (H200, 1000.0, [], dict(model="conformer", conformer_size="large", amp="bf16", batch_seconds=2400.0,
-                            num_workers=4, lr=1e-3, warmup_fraction=0.15)),
+                            num_workers=8, lr=1e-3, warmup_fraction=0.15)),
     (H200, 100.0, [], dict(model="conformer", conformer_size="medium")),     # not enough data for large
     (A10x4, 1000.0, [], dict(model="conformer", conformer_size="medium",     # not enough memory for large
                              batch_seconds=960.0, num_workers=3)),

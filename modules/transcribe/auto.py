@@ -18,14 +18,14 @@ checkpoint. Where each rule comes from:
 - GPU otherwise (a small corpus, a short budget): DeepSpeech2, the model that learns fastest.
 - Batches on a GPU hold GPU_BATCH_SECONDS_PER_GIB seconds of padded audio per GiB of memory
   (capped), mixed precision is bf16 where the GPU has it (fp16 with loss scaling otherwise).
-- DataLoader workers: none on a CPU, where loading the headerless PCM costs ~1% of a step and
-  every core computes; on a GPU, up to four per GPU from the CPU cores, so loading overlaps the
-  GPU's step.
+- DataLoader workers: modules/loading.py's rule (none on a CPU, where waiting for a batch is ~1.4%
+  of a step; on a GPU one per spare core of the process's share, at most 8).
 """
-import os
 from dataclasses import dataclass, field, replace
 
 import torch
+
+from ..loading import auto_workers, available_cpus, local_processes
 
 MIN_CONFORMER_HOURS = 20.0     # below: DeepSpeech2 even on a GPU
 MIN_CONFORMER_MINUTES = 60.0   # a --max_minutes below this: DeepSpeech2 even on a GPU
@@ -44,15 +44,16 @@ class Machine:
     gpus: int = 0
     gpu_memory_gib: float = 0.0
     bf16: bool = False
+    processes: int = 1         # training processes on the node (torchrun: one per GPU)
 
     @classmethod
     def of(cls, device: torch.device) -> "Machine":
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = available_cpus()
         if device.type != "cuda":
-            return cls("cpu", cores)
+            return cls("cpu", cores, processes=local_processes())
         index = device.index if device.index is not None else torch.cuda.current_device()
         memory = torch.cuda.get_device_properties(index).total_memory / 2**30
-        return cls("cuda", cores, torch.cuda.device_count(), memory, torch.cuda.is_bf16_supported())
+        return cls("cuda", cores, torch.cuda.device_count(), memory, torch.cuda.is_bf16_supported(), local_processes())
 
     def describe(self) -> str:
         if self.device_type == "cuda":
@@ -108,12 +109,12 @@ def choose(options, machine: Machine, corpus_hours: float, recommended: dict = N
         seconds = min(GPU_MAX_BATCH_SECONDS, round(GPU_BATCH_SECONDS_PER_GIB * machine.gpu_memory_gib, -1))
         pick("batch_seconds", seconds, f"{seconds:g} s of audio per batch from {machine.gpu_memory_gib:.0f} GiB.")
         pick("amp", "bf16" if machine.bf16 else "fp16", "mixed precision on the GPU.")
-        pick("num_workers", min(4, max(machine.cpu_cores // max(machine.gpus, 1) - 1, 0)),
-             "data loading overlaps the GPU step.")
+        pick("num_workers", auto_workers(True, machine.cpu_cores, machine.processes),
+             "loader workers overlap reading with the GPU step.")
     else:
         pick("batch_seconds", CPU_BATCH_SECONDS)
         pick("amp", "off")
-        pick("num_workers", 0, "no loader workers on a CPU: every core computes.")
+        pick("num_workers", auto_workers(False, machine.cpu_cores), "no loader workers on a CPU: every core computes.")
     own = recommended.get(model, {})
     pick("lr", own.get("lr", 2e-3), f"peak LR {own.get('lr', 2e-3):g} ({model}'s own)." if own else None)
     pick("warmup_fraction", own.get("warmup_fraction", 0.08))
@@ -123,7 +124,7 @@ def choose(options, machine: Machine, corpus_hours: float, recommended: dict = N
 
 # What `--recipe off` means: the kit's plain defaults, whatever the machine.
 FIXED_DEFAULTS = {"model": "deepspeech2", "lr": 2e-3, "warmup_fraction": 0.08, "lr_schedule": "cosine",
-                  "amp": "auto", "num_workers": 0, "batch_seconds": 0.0}
+                  "amp": "auto", "num_workers": -1, "batch_seconds": 0.0}
 
 
 def fixed(options):
