@@ -4,8 +4,8 @@
 #                    NSML, submit the best checkpoint and print its CER (the last line).
 #   ./run.sh test    install what is missing, then run the test suite.
 # Environment:
-#   EPOCHS     training epochs (default 60): a fixed amount of work, so the CER does not depend on
-#              how fast the machine is; EPOCHS=20 is a quicker look, EPOCHS=150 a better model
+#   EPOCHS     training epochs (default 40): a fixed amount of work, so the CER does not depend on
+#              how fast the machine is; EPOCHS=20 is a quicker look, EPOCHS=100 a better model
 #   DATASET    dataset folder (default ./sample_dataset)
 #   KEEP_RUNS  sessions of earlier ./run.sh runs to keep besides this one (default 0); older ones are
 #              removed with `nsml rm`, so repeated runs do not fill the disk
@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 START=$(date +%s)
-EPOCHS=${EPOCHS:-60}
+EPOCHS=${EPOCHS:-40}
 DATASET=${DATASET:-./sample_dataset}
 KEEP_RUNS=${KEEP_RUNS:-0}
 
