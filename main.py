@@ -63,8 +63,11 @@ def parse_args(argv=None):
     p.add_argument("--layers", type=int, default=None, help="conformer: blocks (overrides the size)")
     p.add_argument("--heads", type=int, default=None, help="conformer: attention heads (overrides the size)")
     # Decoding, recorded in the checkpoint: `nsml submit` passes no kit option, so it decodes as trained.
-    p.add_argument("--decoder", type=str, default="beam", choices=["greedy", "beam", "attention"],
-                   help="beam: CTC prefix beam search + LM; attention: the attention model's own beam search")
+    p.add_argument("--decoder", type=str, default="beam", choices=["greedy", "beam", "attention", "joint"],
+                   help="beam: CTC prefix beam search + LM; attention: the attention model's own beam search; "
+                        "joint: that search rescored with its CTC head's prefix scores (--decode_ctc_weight)")
+    p.add_argument("--decode_ctc_weight", type=float, default=DecoderConfig.ctc_weight,
+                   help="--decoder joint: score = (1 - w) x decoder + w x CTC prefix score")
     p.add_argument("--beam_width", type=int, default=DecoderConfig.beam_width)
     p.add_argument("--lm_order", type=int, default=None,
                    help="n-gram order over the output units; 0 = no language model "
@@ -246,8 +249,8 @@ def dataset_root(args) -> str:
 
 def build_trainer(kit: Kit, args) -> Trainer:
     """The recognizer (new, or the loaded one) and its Trainer, as `args` say."""
-    if args.decoder == "attention" and args.model != "attention":
-        sys.exit(f"--decoder attention needs --model attention (got --model {args.model})")
+    if args.decoder in ("attention", "joint") and args.model != "attention":
+        sys.exit(f"--decoder {args.decoder} needs --model attention (got --model {args.model})")
     if kit.recognizer is not None:  # forked session: the checkpoint's text and feature settings hold
         text_config = kit.recognizer.text_config
     else:
@@ -275,6 +278,7 @@ def build_trainer(kit: Kit, args) -> Trainer:
     lm_order = args.lm_order if args.lm_order is not None else LM_ORDER_BY_UNIT.get(tokenizer.kind, 0)
     kit.recognizer.decoder_config = DecoderConfig(
         decoder=args.decoder, beam_width=args.beam_width, lm_weight=args.lm_weight if lm_order else 0.0,
+        ctc_weight=args.decode_ctc_weight,
         lm_bonus=args.lm_bonus, infer_budget_s=args.infer_budget_s, merge_repeats=not args.no_merge_repeats)
     if args.decoder == "beam" and lm_order > 0 and args.lm_weight > 0 and tokenizer.kind not in LM_ORDER_BY_UNIT:
         print(f"[lm] the n-gram LM needs --unit char or jamo; beam search without LM for --unit {tokenizer.kind}")
