@@ -1,7 +1,9 @@
-"""Every registered model: shapes, gradients, output lengths, and batch invariance."""
+"""Every registered model: shapes, gradients, output lengths, batch invariance, that it can learn;
+the attention model's searches."""
 import pytest
 import torch
 
+from data_corpora import one_torch_thread  # noqa: F401 (autouse fixture: tiny steps crawl with 2 spinning threads)
 from modules.models import MODELS, build_model
 
 # Small enough to run in a second on 2 cores; each model's own code paths all run.
@@ -44,6 +46,9 @@ def test_forward_backward_shapes_and_lengths(name):
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_file_decodes_the_same_alone_and_in_a_padded_batch(name):
     model = tiny(name).eval()
+    with torch.no_grad():  # wake the branches that start at zero (conformer), so their masks are tested
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
     g = torch.Generator().manual_seed(1)
     short = torch.randn(1, 45, N_MELS, generator=g)
     batch = torch.zeros(3, 120, N_MELS)
@@ -251,3 +256,57 @@ def test_joint_decoding_follows_a_confident_ctc_head_and_stops():
     assert alone == [[4, 2]]
     plain = model.beam_search(memory, lengths, beam_width=8)
     assert plain != hyps  # the random decoder alone says something else
+
+
+def _synthetic_utterances(n_utts=4, vocab=VOCAB, seed=0):
+    """Features in which every unit is a fixed random spectrum held for 12-20 frames, after 5-15
+    frames of near-silence: a transcript the models can only learn by aligning it to the sound."""
+    g = torch.Generator().manual_seed(seed)
+    spectra = torch.randn(vocab, N_MELS, generator=g)
+    feats, lengths, targets = [], [], []
+    for _ in range(n_utts):
+        units = torch.randint(1, vocab, (int(torch.randint(3, 7, (), generator=g)),), generator=g).tolist()
+        frames = []
+        for u in units:
+            frames.append(0.1 * torch.randn(int(torch.randint(5, 16, (), generator=g)), N_MELS, generator=g))
+            frames.append(spectra[u] + 0.3 * torch.randn(int(torch.randint(12, 21, (), generator=g)), N_MELS,
+                                                           generator=g))
+        x = torch.cat(frames)
+        feats.append(x)
+        lengths.append(len(x))
+        targets.append(units)
+    padded = torch.zeros(n_utts, max(lengths), N_MELS)
+    for i, x in enumerate(feats):
+        padded[i, :len(x)] = x
+    return padded, torch.tensor(lengths), targets
+
+
+def _memorise(model, feats, lengths, targets, steps, lr=2e-3, warmup=10):
+    """AdamW with linear warmup (the Trainer's optimizer, clipping and loss) on one batch."""
+    from modules.decoding import ctc_greedy_decode
+    flat, target_lengths = torch.tensor(sum(targets, [])), torch.tensor([len(t) for t in targets])
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
+    model.train()
+    for step in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = lr * min(1.0, (step + 1) / warmup)
+        log_probs, out_lengths = model(feats, lengths)
+        loss = torch.nn.functional.ctc_loss(log_probs.transpose(0, 1), flat, out_lengths, target_lengths,
+                                            zero_infinity=True)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        return ctc_greedy_decode(*model(feats, lengths))
+
+
+def test_a_deep_conformer_memorises_four_utterances():
+    """Six blocks, as conformer small has: with randomly initialised residual branches the
+    features were buried under six LayerNorm(x + noise) and CTC stayed on the blank plateau."""
+    torch.manual_seed(0)
+    model = build_model("conformer", N_MELS, VOCAB, d_model=32, heads=2, layers=6, conv_kernel=5, conv_channels=4,
+                        dropout=0.0)
+    feats, lengths, targets = _synthetic_utterances()
+    assert _memorise(model, feats, lengths, targets, steps=80) == targets
