@@ -31,10 +31,9 @@ from modules.transcribe.models.attention import SOS_EOS  # noqa: E402
 
 
 @torch.no_grad()
-def per_utterance_beam_search(model, beam_width: int = 4, length_penalty: float = 1.0) -> list:
+def per_utterance_beam_search(model, memory, memory_lengths, beam_width: int = 4, length_penalty: float = 1.0) -> list:
     """The beam search as it was before batching (main at f195fd1), kept as the reference:
     one utterance at a time, one decoder call per step over that utterance's beams."""
-    memory, memory_lengths = model.last_encoding
     results = []
     for b in range(memory.size(0)):
         n = int(memory_lengths[b])
@@ -94,25 +93,23 @@ def main():
     with torch.no_grad():
         for batch in DurationBatchSampler(durations, args.batch_seconds, shuffle=False):
             lengths = torch.tensor([frames[i] for i in batch])
-            model(torch.randn(len(batch), int(lengths.max()), 80), lengths)
-            encodings.append(model.last_encoding)
+            _, out_lengths, memory = model(torch.randn(len(batch), int(lengths.max()), 80), lengths,
+                                           return_encoding=True)
+            encodings.append((memory, out_lengths))
 
     def run(search):
         hyps, start = [], time.perf_counter()
-        for encoding in encodings:
-            model.last_encoding = encoding
-            hyps += search(model, args.beam_width, args.length_penalty)
+        for memory, lengths in encodings:
+            hyps += search(model, memory, lengths, args.beam_width, args.length_penalty)
         return hyps, time.perf_counter() - start
 
-    def one_per_call(m, width, penalty):  # the model's search, one utterance at a time: caching without batching
-        memory, lengths = m.last_encoding
+    def one_per_call(m, memory, lengths, width, penalty):  # the model's search, one utterance at a time
         hyps = []
         for b, n in enumerate(lengths.tolist()):
-            m.last_encoding = (memory[b:b + 1, :n], lengths[b:b + 1])
-            hyps += m.beam_search(width, penalty)
+            hyps += m.beam_search(memory[b:b + 1, :n], lengths[b:b + 1], width, penalty)
         return hyps
 
-    batched = lambda m, w, lp: m.beam_search(w, lp)  # noqa: E731
+    batched = lambda m, mem, lens, w, lp: m.beam_search(mem, lens, w, lp)  # noqa: E731
     old_hyps, old_s = run(per_utterance_beam_search)
     single_hyps, single_s = run(one_per_call)
     new_hyps, new_s = run(batched)

@@ -21,7 +21,6 @@ only show that every step runs.
 """
 import argparse
 import json
-import math
 import os
 import platform
 import re

@@ -45,7 +45,7 @@ CONFIGS = {"kit": [], "baseline2022": ["--preset", "baseline2022"],
 # Decoders tried on each trained checkpoint (`test_cer_by_decoder`): the acoustic model is the
 # same, so the rows compare decoders alone. "as trained" is what `nsml submit` runs.
 DECODERS = {"greedy": {"decoder": "greedy"}, "beam": {"decoder": "beam", "lm_weight": 0.0},
-            "beam+LM": {"decoder": "beam"}, "attention": {"decoder": "attention"}}
+            "beam+LM": {"decoder": "beam"}, "attention": {"decoder": "attention"}, "joint": {"decoder": "joint"}}
 # The kit's pipeline (time stride 6, duration batches, its optimizer...) with the baseline's model size.
 KIT_AT_BASELINE_SIZE = ["--rnn_hidden", "1024", "--rnn_layers", "3"]
 # --smoke: tiny models so CI runs every step in about a minute; figures are not comparable.
@@ -248,7 +248,7 @@ def test_cer_by_decoder(runs: dict, corpus: str) -> dict:
             decoders = {"greedy": {}}
         else:
             decoders = {k: v for k, v in DECODERS.items()
-                        if (k != "beam+LM" or rec.lm is not None) and (k != "attention" or rec.model_name == "attention")}
+                        if (k != "beam+LM" or rec.lm is not None) and (k not in ("attention", "joint") or rec.model_name == "attention")}
         batch = as_trained.batch_seconds
         results[name] = {}
         for decoder, changes in decoders.items():

@@ -68,7 +68,7 @@ def test_suite_smoke_run_reports_every_figure(tmp_path):
     # Issue 6: every configuration decoded by every decoder that applies to it, on the same checkpoint.
     dec = r["decoders"]
     assert set(dec["kit"]) == {"greedy", "beam", "beam+LM"} and dec["kit"]["beam+LM"]["as_trained"]
-    assert set(dec["attention"]) == {"greedy", "beam", "attention"} and dec["attention"]["attention"]["as_trained"]
+    assert set(dec["attention"]) == {"greedy", "beam", "attention", "joint"} and dec["attention"]["attention"]["as_trained"]
     assert set(dec["baseline2022"]) == {"greedy"} and dec["baseline2022"]["greedy"]["as_trained"]
     for by in dec.values():
         assert sum(m["as_trained"] for m in by.values()) == 1
@@ -211,3 +211,26 @@ def test_lm_scale_count_runs_and_reports_old_and_new(tmp_path):
         assert r["saved_mb"] >= 0 and r["load_s"] >= 0
     new, old = sorted(rows, key=lambda r: r["impl"])
     assert 0.8 < new["ngrams"] / old["ngrams"] < 1.2  # the old model also counted BOS-padded n-grams
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is needed to generate the corpus")
+def test_overfit_bench_runs_every_model_and_decoder(tmp_path):
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "overfit.py"), "--smoke",
+                           "--out", str(out), "--cache", str(tmp_path / "cache")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    r = json.loads((out / "overfit.json").read_text(encoding="utf-8"))
+    from modules.transcribe.models import MODELS
+    assert list(r["models"]) == list(MODELS)
+    assert r["settings"]["smoke"] is True and isinstance(r["machine"]["avx512"], bool) and r["machine"]["cpu"]
+    for name, m in r["models"].items():
+        decoders = {"greedy", "attention", "joint"} if name == "attention" else {"greedy"}
+        assert set(m["reached"]) == set(m["final_cer"]) == decoders
+        assert m["utterances"] == r["settings"]["utterances"] and m["epochs"] == len(m["curve"]) >= 1
+        assert m["updates"] == m["curve"][-1]["updates"] >= m["epochs"]
+        assert all(0 <= c < 50 for c in m["final_cer"].values())
+        for hit in m["reached"].values():  # None, or when the target was reached (smoke runs rarely do)
+            assert hit is None or 1 <= hit["updates"] <= m["updates"]
+        assert len(m["load_before"]) == 3
+    assert "| model | decoder | updates |" in done.stdout

@@ -30,17 +30,22 @@ def ctc_greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int
 @dataclass
 class DecoderConfig:
     """How log-probabilities become text; saved in the checkpoint so a submit decodes as training chose."""
-    decoder: str = "greedy"    # greedy | beam (CTC prefix beam search) | attention (decoder beam search)
+    decoder: str = "greedy"    # greedy | beam (CTC prefix beam search) | attention (decoder beam search) | joint
     beam_width: int = 8
     token_top_k: int = 8       # candidate units per frame (beyond that, a frame's tail never wins)
     blank_skip: float = 0.999  # frames with P(blank) above this only extend existing prefixes with blank
     lm_weight: float = 0.8     # 0 = no language model; re-chosen on validation after training (fusion.py)
     lm_bonus: float = 2.0      # per-unit insertion bonus, offsets the LM's preference for short outputs
     length_penalty: float = 1.0  # attention decoder: score = log P / length^penalty
+    ctc_weight: float = 0.3    # joint: log P = (1 - w) x decoder's + w x CTC prefix score
     infer_budget_s: float = 3000.0  # projected inference time above which a submit falls back to greedy
     merge_repeats: bool = True  # greedy; False only to reproduce the 2022 baseline's bug
     batch_seconds: float = 300.0  # padded audio seconds per inference batch; 0 = one file at a time
 
+
+# Decoders that run the attention model's decoder over its encoder output (modules/models/attention.py):
+# its own beam search, and that search rescored by the CTC head's prefix scores.
+SEQUENCE_DECODERS = ("attention", "joint")
 
 NEG_INF = -float("inf")
 

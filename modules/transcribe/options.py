@@ -31,7 +31,7 @@ from typing import Optional
 from ..features import FeatureConfig
 from ..options import TrainingOptions, from_args, option
 from ..options import add_arguments as add_dataclass_arguments
-from .decoding import DecoderConfig
+from .decoding import SEQUENCE_DECODERS, DecoderConfig
 from .models import MODELS
 from .tokenizers import TOKENIZERS
 
@@ -80,7 +80,10 @@ class Options(TrainingOptions):
     win_ms: float = option(FeatureConfig.win_ms, "feature window length")
     # Decoding, recorded in the checkpoint: `nsml submit` passes no kit option, so it decodes as trained.
     decoder: str = option("beam", "beam: CTC prefix beam search + LM; attention: the attention model's own "
-                                  "beam search", choices=["greedy", "beam", "attention"])
+                                  "beam search; joint: that search rescored with its CTC head's prefix scores",
+                          choices=["greedy", "beam", *SEQUENCE_DECODERS])
+    decode_ctc_weight: float = option(DecoderConfig.ctc_weight, "--decoder joint: score = (1 - w) x decoder + "
+                                                                "w x CTC prefix score")
     beam_width: int = option(DecoderConfig.beam_width)
     lm_order: Optional[int] = option(None, "n-gram order over the output units; 0 = no language model "
                                            f"(default: {LM_ORDER_BY_UNIT['char']} for char, "

@@ -18,7 +18,7 @@ from ..tasks import Callbacks
 from ..text import TextConfig
 from . import auto
 from .corpus import read_training_set
-from .decoding import DecoderConfig
+from .decoding import SEQUENCE_DECODERS, DecoderConfig
 from .feature_cache import cache_dir_from_option
 from .fusion import FusionGrid, tune_lm_fusion
 from .lm import CharNgramLM
@@ -67,8 +67,8 @@ def build(options: Options, dataset_path: str, device: torch.device, loaded_stat
     else:
         options, choice = auto.fixed(options), None
     options = resolve(options)
-    if options.decoder == "attention" and options.model != "attention":
-        raise SystemExit(f"--decoder attention needs --model attention (got --model {options.model})")
+    if options.decoder in SEQUENCE_DECODERS and options.model != "attention":
+        raise SystemExit(f"--decoder {options.decoder} needs --model attention (got --model {options.model})")
 
     recognizer = loaded or new_recognizer(options, [u.text for u in utterances], device)
     recognizer.decoder_config = decoder_config(options, recognizer.tokenizer.kind)
@@ -155,7 +155,7 @@ def new_recognizer(options: Options, texts: list, device: torch.device) -> Speec
 def decoder_config(options: Options, unit: str) -> DecoderConfig:
     """How the checkpoint will decode (a submit passes no options, so it decodes as trained)."""
     order = lm_order(options, unit)
-    return DecoderConfig(decoder=options.decoder, beam_width=options.beam_width,
+    return DecoderConfig(decoder=options.decoder, beam_width=options.beam_width, ctc_weight=options.decode_ctc_weight,
                          lm_weight=options.lm_weight if order else 0.0, lm_bonus=options.lm_bonus,
                          infer_budget_s=options.infer_budget_s, merge_repeats=not options.no_merge_repeats,
                          batch_seconds=options.infer_batch_seconds)

@@ -10,7 +10,7 @@ import torch
 from .. import __version__
 from ..features import FeatureConfig, LogMelFilterbank, SpecAugmentConfig, spec_augment, speed_perturb
 from ..text import TextConfig
-from .decoding import DecoderConfig, decode_batch
+from .decoding import SEQUENCE_DECODERS, DecoderConfig, decode_batch
 from .lm import CharNgramLM
 from .models import build_model, model_options
 from .tokenizers import tokenizer_from_state
@@ -58,17 +58,31 @@ class SpeechRecognizer:
         return feats, lengths
 
     def forward(self, waves: torch.Tensor, wave_lengths: torch.Tensor, augment: SpecAugmentConfig = None,
-                augment_rows: torch.Tensor = None):
-        """Padded waveforms -> (B, T', V) log-probabilities and output lengths."""
-        return self.model(*self.features(waves, wave_lengths, augment, augment_rows))
+                augment_rows: torch.Tensor = None, return_encoding: bool = False):
+        """Padded waveforms -> (B, T', V) log-probabilities and output lengths (and, with
+        `return_encoding`, the encoder output that the attention decoders read; None for CTC models)."""
+        feats, lengths = self.features(waves, wave_lengths, augment, augment_rows)
+        if not return_encoding:
+            return self.model(feats, lengths)
+        if not hasattr(self.model, "beam_search"):
+            return (*self.model(feats, lengths), None)
+        return self.model(feats, lengths, return_encoding=True)
 
-    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor, decoder: DecoderConfig = None) -> list:
-        """Texts by `decoder` (default: the recognizer's own decoder config)."""
+    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor, decoder: DecoderConfig = None,
+               encoding: torch.Tensor = None) -> list:
+        """Texts by `decoder` (default: the recognizer's own decoder config). The attention model's
+        decoders (attention, joint) also take its encoder output, `encoding` (B, T', d)."""
         decoder = decoder or self.decoder_config
-        if decoder.decoder == "attention":  # the decoder reads the encoding of the forward just done
+        if decoder.decoder in SEQUENCE_DECODERS:
             if not hasattr(self.model, "beam_search"):
-                raise ValueError(f"--decoder attention needs an attention model, not {self.model_name}")
-            ids = self.model.beam_search(decoder.beam_width, decoder.length_penalty)
+                raise ValueError(f"--decoder {decoder.decoder} needs an attention model, not {self.model_name}")
+            if encoding is None:
+                raise ValueError(f"--decoder {decoder.decoder} needs the encoder output: "
+                                 "forward(..., return_encoding=True)")
+            joint = decoder.decoder == "joint"
+            ids = self.model.beam_search(encoding, lengths, decoder.beam_width, decoder.length_penalty,
+                                         ctc_log_probs=log_probs if joint else None,
+                                         ctc_weight=decoder.ctc_weight if joint else 0.0)
         else:
             # The LM's units are the tokenizer's: syllables or jamo, each mask token whole.
             lm = self.lm if self.tokenizer.kind in ("char", "jamo") else None
@@ -78,6 +92,10 @@ class SpeechRecognizer:
     @torch.no_grad()
     def transcribe_batch(self, waves: torch.Tensor, wave_lengths: torch.Tensor, decoder: DecoderConfig = None) -> list:
         self.model.eval()
+        decoder = decoder or self.decoder_config
+        if decoder.decoder in SEQUENCE_DECODERS:
+            log_probs, lengths, encoding = self.forward(waves, wave_lengths, return_encoding=True)
+            return self.decode(log_probs, lengths, decoder=decoder, encoding=encoding)
         return self.decode(*self.forward(waves, wave_lengths), decoder=decoder)
 
     def state_dict(self) -> dict:

@@ -110,25 +110,31 @@ class SpeechTrainer(Trainer):
                                            num_workers=self.num_workers, pin_memory=pin_memory)
 
     def speech_loss(self, batch, augment=None, augment_rows=None, net=None, speed: float = 1.0):
-        """CTC loss (plus the model's decoder loss, if it has one), log-probs and output lengths."""
+        """CTC loss (plus the model's decoder loss, if it has one), log-probs, output lengths and
+        the encoder output of models with a decoder (None for the others)."""
         rec = self.recognizer
         if "feats" in batch:  # from the feature cache
             feats, feat_lengths = rec.augment_features(batch["feats"], batch["feat_lengths"], augment, augment_rows)
         else:
             feats, feat_lengths = rec.features(batch["waves"], batch["wave_lengths"], augment, augment_rows, speed)
         targets, target_lengths = batch["targets"].to(feats.device), batch["target_lengths"].to(feats.device)
+        has_decoder = hasattr(rec.model, "decoder_loss")  # attention models: joint CTC + decoder cross-entropy
+        encoding = None
         with self.autocast():
-            log_probs, lengths = (net or self.net)(feats, feat_lengths)
+            if has_decoder:
+                log_probs, lengths, encoding = (net or self.net)(feats, feat_lengths, return_encoding=True)
+            else:
+                log_probs, lengths = (net or self.net)(feats, feat_lengths)
         log_probs = log_probs.float()  # CTC in full precision
         loss = F.ctc_loss(log_probs.transpose(0, 1), targets, lengths, target_lengths, blank=0, zero_infinity=True)
-        if hasattr(rec.model, "decoder_loss"):  # attention models: joint CTC + decoder cross-entropy
+        if has_decoder:
             with self.autocast():
-                dec = rec.model.decoder_loss(targets, target_lengths)
+                dec = rec.model.decoder_loss(encoding, lengths, targets, target_lengths)
             loss = self.config.ctc_weight * loss + (1 - self.config.ctc_weight) * dec.float()
-        return loss, log_probs, lengths
+        return loss, log_probs, lengths, encoding
 
     def loss(self, batch):
-        loss, _, _ = self.speech_loss(batch, self.augment, self.augment_rows(batch), speed=self.batch_speed())
+        loss, _, _, _ = self.speech_loss(batch, self.augment, self.augment_rows(batch), speed=self.batch_speed())
         return loss, self.audio_seconds(batch)
 
     def audio_seconds(self, batch) -> float:
@@ -150,19 +156,28 @@ class SpeechTrainer(Trainer):
         return torch.tensor(batch["indices"]) >= len(self.train_utts)
 
     @torch.no_grad()
-    def evaluate(self, decoder: DecoderConfig = DecoderConfig()) -> dict:
-        """Validation loss and CER; greedy decoding unless `decoder` says otherwise."""
+    def evaluate(self, decoder: DecoderConfig = DecoderConfig(), utts: list = None) -> dict:
+        """Validation loss and CER; greedy decoding unless `decoder` says otherwise.
+
+        `utts`: score these utterances instead of the validation split (bench/overfit.py scores
+        the training utterances themselves)."""
         self.model.eval()
+        loader = self.valid_loader
+        if utts is None:
+            utts = self.valid_utts
+        else:
+            loader = self._loader(self._dataset(utts), DurationBatchSampler(
+                self.durations(utts), 2 * self.config.batch_seconds, shuffle=False), pin_memory=False)
         total, count, hyps, refs = 0.0, 0, [], []
-        for batch in self.valid_loader:
+        for batch in loader:
             if batch is None:
                 continue
             # never augment validation; the plain model, so ranks need not evaluate in step
-            loss, log_probs, lengths = self.speech_loss(batch, net=self.model)
+            loss, log_probs, lengths, encoding = self.speech_loss(batch, net=self.model)
             total += loss.item() * len(lengths)
             count += len(lengths)
-            hyps += self.recognizer.decode(log_probs, lengths, decoder=decoder)
-            refs += [self.valid_utts[i].text for i in batch["indices"]]
+            hyps += self.recognizer.decode(log_probs, lengths, decoder=decoder, encoding=encoding)
+            refs += [utts[i].text for i in batch["indices"]]
             self.trim_heap()
         return {"val_loss": total / max(count, 1), "val_cer": cer(hyps, refs) if hyps else 1.0,
                 "val_examples": list(zip(hyps[:3], refs[:3]))}

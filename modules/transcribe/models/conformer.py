@@ -107,6 +107,13 @@ class ConformerBlock(nn.Module):
         self.conv = ConvModule(c.d_model, c.conv_kernel, c.dropout)
         self.ff2 = FeedForward(c.d_model, c.ff_mult, c.dropout)
         self.norm = nn.LayerNorm(c.d_model)
+        # Every residual branch starts at zero, so each block starts as LayerNorm(x) and the head
+        # first sees the front end's features; the branches grow from there. With random branch
+        # outputs, six blocks of LayerNorm(x + f(x)) buried those features under noise and CTC sat
+        # on the blank plateau for hundreds of updates (docs/models.md, "Can each model learn?").
+        for out in (self.ff1.net[-2], self.attn.out, self.conv.pointwise_out, self.ff2.net[-2]):
+            nn.init.zeros_(out.weight)
+            nn.init.zeros_(out.bias)
 
     def forward(self, x, mask, rotary):
         x = x + 0.5 * self.ff1(x)
