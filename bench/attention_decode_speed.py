@@ -26,6 +26,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from modules.samplers import DurationBatchSampler  # noqa: E402
+from modules.transcribe.decoding import attention_beam_search  # noqa: E402
 from modules.transcribe.models import build_model  # noqa: E402
 from modules.transcribe.models.attention import SOS_EOS  # noqa: E402
 
@@ -43,7 +44,7 @@ def per_utterance_beam_search(model, memory, memory_lengths, beam_width: int = 4
         finished = []
         for _ in range(max_len):
             tokens = torch.tensor([seq for seq, _ in beams], device=memory.device)
-            logits = model._decode_logits(tokens, mem.expand(len(beams), -1, -1),
+            logits = model.decoder_logits(tokens, mem.expand(len(beams), -1, -1),
                                           memory_lengths[b:b + 1].expand(len(beams)).clamp(max=n))
             log_probs = logits[:, -1].float().log_softmax(-1)
             scores = torch.tensor([s for _, s in beams], device=memory.device)[:, None] + log_probs
@@ -106,10 +107,10 @@ def main():
     def one_per_call(m, memory, lengths, width, penalty):  # the model's search, one utterance at a time
         hyps = []
         for b, n in enumerate(lengths.tolist()):
-            hyps += m.beam_search(memory[b:b + 1, :n], lengths[b:b + 1], width, penalty)
+            hyps += attention_beam_search(m, memory[b:b + 1, :n], lengths[b:b + 1], width, penalty)
         return hyps
 
-    batched = lambda m, mem, lens, w, lp: m.beam_search(mem, lens, w, lp)  # noqa: E731
+    batched = lambda m, mem, lens, w, lp: attention_beam_search(m, mem, lens, w, lp)  # noqa: E731
     old_hyps, old_s = run(per_utterance_beam_search)
     single_hyps, single_s = run(one_per_call)
     new_hyps, new_s = run(batched)

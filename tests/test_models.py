@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from data_corpora import one_torch_thread  # noqa: F401 (autouse fixture: tiny steps crawl with 2 spinning threads)
+from modules.transcribe.decoding import attention_beam_search
 from modules.transcribe.models import MODELS, build_model
 
 # Small enough to run in a second on 2 cores; each model's own code paths all run.
@@ -98,12 +99,12 @@ def test_attention_decoder_loss_trains_and_beam_search_returns_units():
     model.eval()
     with torch.no_grad():
         _, out_lengths, memory = model(feats, lengths, return_encoding=True)
-        hyps = model.beam_search(memory, out_lengths, beam_width=3)
+        hyps = attention_beam_search(model, memory, out_lengths, beam_width=3)
     assert hyps == [[3, 4, 5, 6], [3, 7, 8]]
     # Batch invariance of the decoder path: the second file alone decodes the same.
     with torch.no_grad():
         _, out_lengths, memory = model(feats[1:, :50], lengths[1:], return_encoding=True)
-        assert model.beam_search(memory, out_lengths, beam_width=3) == [hyps[1]]
+        assert attention_beam_search(model, memory, out_lengths, beam_width=3) == [hyps[1]]
 
 
 def _attention_batch(seed=0, eos_bias=0.0):
@@ -123,7 +124,7 @@ def _greedy(model, memory, lengths, b):
     n = int(lengths[b])
     tokens = [0]
     for _ in range(min(n, model.config.max_target_length)):
-        logits = model._decode_logits(torch.tensor([tokens]), memory[b:b + 1, :n], lengths[b:b + 1])
+        logits = model.decoder_logits(torch.tensor([tokens]), memory[b:b + 1, :n], lengths[b:b + 1])
         unit = int(logits[0, -1].argmax())
         if unit == 0:
             break
@@ -137,11 +138,11 @@ def test_attention_incremental_decoder_step_equals_the_full_decoder():
     tokens = torch.randint(1, VOCAB, (5, 12), generator=torch.Generator().manual_seed(2))
     tokens[:, 0] = 0
     with torch.no_grad():
-        full = model._decode_logits(tokens, memory, lengths)  # the whole prefix at once, causal mask
-        memory_kv, mask = model._memory_keys_values(memory), length_mask(lengths, memory.size(1))
+        full = model.decoder_logits(tokens, memory, lengths)  # the whole prefix at once, causal mask
+        memory_kv, mask = model.memory_keys_values(memory), length_mask(lengths, memory.size(1))
         cache = [None] * model.config.decoder_layers
         for t in range(tokens.size(1)):
-            step = model._decode_step(tokens[:, t], t, cache, memory_kv, mask)
+            step = model.decoder_step(tokens[:, t], t, cache, memory_kv, mask)
             assert torch.allclose(step, full[:, t], atol=1e-5), t
     assert cache[0][0].shape[2] == tokens.size(1)  # one cached key per position
 
@@ -159,11 +160,11 @@ def test_batched_attention_beam_search_equals_one_utterance_at_a_time(beam_width
 
     model, memory, lengths = _attention_batch(eos_bias=eos_bias)
     bounds = lengths.tolist()
-    batched = model.beam_search(memory, lengths, beam_width, length_penalty=1.0)
+    batched = attention_beam_search(model, memory, lengths, beam_width, length_penalty=1.0)
     reference = bench.per_utterance_beam_search(model, memory, lengths, beam_width, 1.0)
     one_by_one = []
     for b, n in enumerate(bounds):  # each utterance alone: its own memory, no padding
-        one_by_one += model.beam_search(memory[b:b + 1, :n], lengths[b:b + 1], beam_width, length_penalty=1.0)
+        one_by_one += attention_beam_search(model, memory[b:b + 1, :n], lengths[b:b + 1], beam_width, length_penalty=1.0)
     assert batched == one_by_one == reference
     hyp_lengths = [len(h) for h in batched]
     assert len(set(hyp_lengths)) > 1
@@ -182,15 +183,15 @@ def test_attention_beam_search_is_better_with_a_wider_beam_and_respects_the_targ
         n = int(lengths[b])
         tokens = torch.tensor([[0] + units])
         with torch.no_grad():
-            log_probs = model._decode_logits(tokens, memory[b:b + 1, :n], lengths[b:b + 1])[0].log_softmax(-1)
+            log_probs = model.decoder_logits(tokens, memory[b:b + 1, :n], lengths[b:b + 1])[0].log_softmax(-1)
         return float(log_probs.gather(1, torch.tensor(units + [0])[:, None]).sum()) / (len(units) + 1)
 
-    narrow, wide = model.beam_search(memory, lengths, 1), model.beam_search(memory, lengths, 8)
+    narrow, wide = attention_beam_search(model, memory, lengths, 1), attention_beam_search(model, memory, lengths, 8)
     assert any(w != n for w, n in zip(wide, narrow))
     for b in range(len(wide)):
         assert score(b, wide[b]) >= score(b, narrow[b]) - 1e-5
     model.config.max_target_length = 3
-    assert all(len(h) <= 3 for h in model.beam_search(memory, lengths, 4))
+    assert all(len(h) <= 3 for h in attention_beam_search(model, memory, lengths, 4))
 
 
 def test_attention_beam_search_reads_an_encoding_made_under_autocast():
@@ -200,7 +201,7 @@ def test_attention_beam_search_reads_an_encoding_made_under_autocast():
         _, out_lengths, memory = model(torch.randn(2, 60, N_MELS, generator=torch.Generator().manual_seed(4)),
                                        lengths, return_encoding=True)
     assert memory.dtype == torch.bfloat16  # float32 decoder weights: the search must cast
-    hyps = model.beam_search(memory, out_lengths, 4)
+    hyps = attention_beam_search(model, memory, out_lengths, 4)
     bounds = model.output_lengths(lengths).tolist()
     assert len(hyps) == 2 and all(len(h) <= n and all(0 < u < VOCAB for u in h) for h, n in zip(hyps, bounds))
 
@@ -218,7 +219,7 @@ def _collapse(path):
 def test_ctc_prefix_scores_match_brute_force_over_every_alignment():
     import itertools
     import math
-    from modules.transcribe.models.attention import CTCPrefixScorer
+    from modules.transcribe.decoding import CTCPrefixScorer
     g = torch.Generator().manual_seed(5)
     t_len, vocab = 5, 4
     log_probs = torch.randn(1, t_len, vocab, generator=g).log_softmax(-1)
@@ -256,11 +257,11 @@ def test_joint_decoding_follows_a_confident_ctc_head_and_stops():
     for b, path in enumerate(paths):
         ctc[b, torch.arange(9), torch.tensor(path)] = 0.0
     ctc = ctc.log_softmax(-1)
-    hyps = model.beam_search(memory, lengths, beam_width=8, ctc_log_probs=ctc, ctc_weight=0.9)
+    hyps = attention_beam_search(model, memory, lengths, beam_width=8, ctc_log_probs=ctc, ctc_weight=0.9)
     assert hyps == [[3, 3, 5, 7], [4, 2]]
-    alone = model.beam_search(memory[1:, :6], lengths[1:], beam_width=8, ctc_log_probs=ctc[1:, :6], ctc_weight=0.9)
+    alone = attention_beam_search(model, memory[1:, :6], lengths[1:], beam_width=8, ctc_log_probs=ctc[1:, :6], ctc_weight=0.9)
     assert alone == [[4, 2]]
-    plain = model.beam_search(memory, lengths, beam_width=8)
+    plain = attention_beam_search(model, memory, lengths, beam_width=8)
     assert plain != hyps  # the random decoder alone says something else
 
 

@@ -10,7 +10,7 @@ import torch
 from .. import __version__
 from ..features import FeatureConfig, LogMelFilterbank, SpecAugmentConfig, spec_augment, speed_perturb
 from ..text import TextConfig
-from .decoding import SEQUENCE_DECODERS, DecoderConfig, decode_batch
+from .decoding import SEQUENCE_DECODERS, DecoderConfig, attention_beam_search, decode_batch
 from .lm import CharNgramLM
 from .models import build_model, model_options
 from .tokenizers import tokenizer_from_state
@@ -64,7 +64,7 @@ class SpeechRecognizer:
         feats, lengths = self.features(waves, wave_lengths, augment, augment_rows)
         if not return_encoding:
             return self.model(feats, lengths)
-        if not hasattr(self.model, "beam_search"):
+        if not hasattr(self.model, "decoder_step"):
             return (*self.model(feats, lengths), None)
         return self.model(feats, lengths, return_encoding=True)
 
@@ -74,15 +74,15 @@ class SpeechRecognizer:
         decoders (attention, joint) also take its encoder output, `encoding` (B, T', d)."""
         decoder = decoder or self.decoder_config
         if decoder.decoder in SEQUENCE_DECODERS:
-            if not hasattr(self.model, "beam_search"):
+            if not hasattr(self.model, "decoder_step"):
                 raise ValueError(f"--decoder {decoder.decoder} needs an attention model, not {self.model_name}")
             if encoding is None:
                 raise ValueError(f"--decoder {decoder.decoder} needs the encoder output: "
                                  "forward(..., return_encoding=True)")
             joint = decoder.decoder == "joint"
-            ids = self.model.beam_search(encoding, lengths, decoder.beam_width, decoder.length_penalty,
-                                         ctc_log_probs=log_probs if joint else None,
-                                         ctc_weight=decoder.ctc_weight if joint else 0.0)
+            ids = attention_beam_search(self.model, encoding, lengths, decoder.beam_width, decoder.length_penalty,
+                                        ctc_log_probs=log_probs if joint else None,
+                                        ctc_weight=decoder.ctc_weight if joint else 0.0)
         else:
             # The LM's units are the tokenizer's: syllables or jamo, each mask token whole.
             lm = self.lm if self.tokenizer.kind in ("char", "jamo") else None
