@@ -14,7 +14,8 @@ checkpoint. Where each rule comes from:
   (Gulati et al. 2020 on LibriSpeech 960 h; ESPnet's AISHELL-1 (170 h) and KsponSpeech (1000 h)
   recipes), and a GPU gives them the updates a CPU cannot. medium (19 M) up to LARGE_HOURS of
   audio or on GPUs with less than LARGE_GPU_GIB of memory; large (104 M) beyond. Peak LR and
-  warmup are the Conformer's own (models/conformer.py: `RECOMMENDED_TRAINING`).
+  warmup: a model's own where models/__init__.py's `RECOMMENDED_TRAINING` lists one, else the
+  loop's (2e-3, 8%), with which every model memorises (bench/overfit.py).
 - GPU otherwise (a small corpus, a short budget): DeepSpeech2, the model that learns fastest.
 - Batches on a GPU hold GPU_BATCH_SECONDS_PER_GIB seconds of padded audio per GiB of memory
   (capped), mixed precision is bf16 where the GPU has it (fp16 with loss scaling otherwise).

@@ -13,7 +13,9 @@ MODELS = {
 
 
 # Training settings a model needs when the user gives none (`--recipe auto`): peak LR and warmup.
-# Models not listed train with the loop's defaults (lr 2e-3, warmup 8% of training).
+# Models not listed train with the loop's defaults (lr 2e-3, warmup 8% of training). Empty: with
+# their residual branches starting at zero every model memorises 64 utterances with the defaults
+# (bench/overfit.py, docs/models.md "Can each model learn?").
 RECOMMENDED_TRAINING = {}
 
 
