@@ -97,7 +97,7 @@ def acoustic_log_probs(tokenizer, texts, seed=0):
 
 
 class FlooredMasks:
-    """The LM as it was before issue 16: every multi-character unit at the floor."""
+    """The LM as it was before issue 13: every multi-character unit at the floor."""
 
     def __init__(self, lm):
         self.lm = lm

@@ -144,7 +144,7 @@ def test_round_trip_through_a_weights_only_checkpoint(tmp_path):
 
 
 def legacy_counts(texts, order):
-    """The counts as models before issue 16 saved them: contexts padded with order-1 BOS,
+    """The counts as models before issue 13 saved them: contexts padded with order-1 BOS,
     highest order raw, lower orders continuation counts (as their train() built them)."""
     highest, grams = defaultdict(lambda: defaultdict(int)), set()
     for text in texts:

@@ -64,7 +64,7 @@ class CharNgramLM:
         self._cache = {}   # (depth, context node) -> P(. | context) over vocab
         self._vectors = {}  # decoder context (tuple of unit ids) -> (log P over units, log P(EOS))
         self._limit = max(256, self.CACHE_FLOATS // max(len(self.vocab), 1))
-        # Contexts start with order-1 BOS: models before issue 16 padded so; for others the walk
+        # Contexts start with order-1 BOS: models before issue 13 padded so; for others the walk
         # stops at the first BOS, as no n-gram has two.
         self._start = [_BOS] * max(order - 1, 1)
         self._units = None  # (units list, LM id of each unit or -1, mask of units the LM never saw)
@@ -76,7 +76,7 @@ class CharNgramLM:
         """Count `texts` (strings whose units are their characters, each mask token whole).
 
         discount: None estimates modified Kneser-Ney discounts per order; a number fixes one
-        discount for all counts (as models before issue 16). Above `max_ngrams` n-grams, rare ones
+        discount for all counts (as models before issue 13). Above `max_ngrams` n-grams, rare ones
         of the highest orders are pruned: an n-gram takes ~14 bytes in a checkpoint (3 M: ~42 MB).
         max_texts > 0 counts a seeded sample of that many texts."""
         if order < 1:
@@ -179,7 +179,7 @@ class CharNgramLM:
                        arrays("offsets"), arrays("words"), arrays("probs"), arrays("gammas"), state.get("discounts"))
         if kind != "char_ngram_kn":
             raise ValueError(f"unknown language model kind {kind!r}")
-        # Checkpoints before issue 16: counts[n][context string][char] (context padded with BOS),
+        # Checkpoints before issue 13: counts[n][context string][char] (context padded with BOS),
         # as nested dicts or as one zlib string of "context US char US count" records joined by RS.
         counts = state.get("counts")
         if counts is None:
@@ -413,7 +413,7 @@ def _assemble(order: int, B: int, entries: list, contexts: list, thresholds: lis
 
 
 def _legacy_tables(order: int, counts: list, discount: float) -> tuple:
-    """A model saved before issue 16 (character contexts padded with BOS, one fixed discount,
+    """A model saved before issue 13 (character contexts padded with BOS, one fixed discount,
     already pruned) -> (vocab, lookup arrays) with the same probabilities."""
     chars = sorted({c for table in counts for nxt in table.values() for c in nxt} - {BOS, EOS})
     vocab = [BOS, EOS] + chars
