@@ -5,13 +5,14 @@ preset) wins. The choice and its reasons are printed when training starts and sa
 checkpoint. Where each rule comes from:
 
 - CPU: DeepSpeech2 (2 x BiGRU 256 over jamo at 40 ms frames), 90 s batches, peak LR 2e-3 with
-  cosine decay, full precision. On 2-core CPUs it beat every alternative at every budget we
-  measured: 6 minutes on a 0.5 h corpus, test CER 0.12 against Conformer small's 0.91 and the
-  attention model's 0.94 (bench/README.md, the suite); the longer learning curves are in
-  bench/README.md as well. A GRU step is cheap on a CPU and the model learns from few updates.
+  cosine decay, full precision. On 2-core CPUs it beat the alternatives at every budget measured:
+  24 minutes on a 2.2 h corpus (bench/learning_curves.py), test CER 0.052 with beam + LM against
+  Conformer small's 0.062 and the attention model's 0.097 (joint decoding). Per update the
+  Conformer learns about as fast, but a GRU step is cheap on a CPU: 1.66x the updates.
 - GPU, with at least MIN_CONFORMER_HOURS of audio and at least MIN_CONFORMER_MINUTES of budget:
   Conformer-CTC. Conformers beat recurrent CTC models once data and updates are plentiful
-  (Gulati et al. 2020 on LibriSpeech 960 h; ESPnet's AISHELL-1 (170 h) and KsponSpeech (1000 h)
+  (our curves on 2 h: close to DeepSpeech2 per update, 0.169 vs 0.152, and still falling; Gulati et al. 2020 on
+  LibriSpeech 960 h; ESPnet's AISHELL-1 (170 h) and KsponSpeech (1000 h)
   recipes), and a GPU gives them the updates a CPU cannot. medium (19 M) up to LARGE_HOURS of
   audio or on GPUs with less than LARGE_GPU_GIB of memory; large (104 M) beyond. Peak LR and
   warmup: a model's own where models/__init__.py's `RECOMMENDED_TRAINING` lists one, else the
