@@ -5,13 +5,13 @@ preset) wins. The choice and its reasons are printed when training starts and sa
 checkpoint. Where each rule comes from:
 
 - CPU: DeepSpeech2 (2 x BiGRU 256 over jamo at 40 ms frames), 90 s batches, peak LR 2e-3 with
-  cosine decay, full precision. On 2-core CPUs it beat the alternatives at every budget measured:
-  24 minutes on a 2.2 h corpus (bench/learning_curves.py), test CER 0.052 with beam + LM against
-  Conformer small's 0.062 and the attention model's 0.097 (joint decoding). Per update the
-  Conformer learns about as fast, but a GRU step is cheap on a CPU: 1.66x the updates.
+  cosine decay, full precision. On 2-core CPUs (bench/learning_curves.py, 2.2 h corpus) it led at
+  24 minutes (test CER 0.052 with beam + LM against Conformer small's 0.062) and tied at 45
+  (0.045 both; the attention model 0.072 with joint decoding): a GRU step is cheap on a CPU
+  (1.2-1.7x the Conformer's updates), and it stays under 2 GiB of RAM (peak 1.9 GiB vs 2.2).
 - GPU, with at least MIN_CONFORMER_HOURS of audio and at least MIN_CONFORMER_MINUTES of budget:
   Conformer-CTC. Conformers beat recurrent CTC models once data and updates are plentiful
-  (our curves on 2 h: close to DeepSpeech2 per update, 0.169 vs 0.152, and still falling; Gulati et al. 2020 on
+  (our curves on 2 h: ahead of DeepSpeech2 per update, 0.106 vs 0.116 at 2403, and still falling; Gulati et al. 2020 on
   LibriSpeech 960 h; ESPnet's AISHELL-1 (170 h) and KsponSpeech (1000 h)
   recipes), and a GPU gives them the updates a CPU cannot. medium (19 M) up to LARGE_HOURS of
   audio or on GPUs with less than LARGE_GPU_GIB of memory; large (104 M) beyond. Peak LR and
