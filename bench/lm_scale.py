@@ -3,6 +3,7 @@
     python bench/lm_scale.py count [--sizes 20000,100000,600000]          # (a) time, peak RSS, size
     python bench/lm_scale.py cer CHECKPOINT --dataset D [--sizes 20000,100000,0]  # (b) CER curve
     python bench/lm_scale.py speed CHECKPOINT --dataset D [--old_rev 31f9668]     # decode: old vs new
+    python bench/lm_scale.py count --smoke --results /tmp/l.json           # CI: 300 transcripts, new LM only
 
 Texts come from tools/korean_text.py's grammar (about 57,900 distinct sentences of ~12 syllables):
   grammar  one sentence per transcript: large N repeats sentences (600k draws: ~46k distinct);
@@ -334,6 +335,7 @@ def main():
     c.add_argument("--unit", default="jamo")
     c.add_argument("--old_up_to", type=int, default=20000, help="also time the old counting up to this size")
     c.add_argument("--old_rev", default="31f9668")
+    c.add_argument("--smoke", action="store_true", help="CI: 300 grammar transcripts, order 4, today's LM only")
     for name in ("cer", "speed"):
         s = sub.add_parser(name)
         s.add_argument("checkpoint")
@@ -345,6 +347,10 @@ def main():
     for s in sub.choices.values():
         s.add_argument("--results", default=RESULTS, help="JSON file whose section this stage replaces")
     args = p.parse_args()
+    if getattr(args, "smoke", False):
+        args.sizes, args.kinds, args.order, args.old_up_to = "300", "grammar", 4, 0
+        if args.results == RESULTS:  # smoke figures never land in the committed results
+            args.results = os.path.join(ROOT, "bench", "results", "smoke", "lm_scale.json")
     globals()["RESULTS"] = args.results
     {"count": run_count, "cer": run_cer, "speed": run_speed}[args.stage](args)
 
