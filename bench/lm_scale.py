@@ -14,7 +14,7 @@ Each count runs in a child process, so its peak RSS is its own (Python, torch an
 included). `cer` decodes the corpus's test set with LMs counted from the first N of a pool of
 training-side sentences (never a test sentence: korean_text.is_test_sentence; validation sentences
 taken out too), fusion weights tuned on the validation split for each LM (a grid one step wider
-than modules/fusion.py's) and at the fixed defaults 0.8 / 2.0. `speed` decodes
+than modules/transcribe/fusion.py's) and at the fixed defaults 0.8 / 2.0. `speed` decodes
 the same acoustic outputs with the decoder and LM of `--old_rev` (20,000 transcripts, its default)
 and with today's (all transcripts; and the pruned worst case of `count`, whose text is off-domain). Everything lands in bench/results/lm_scale.json.
 """
@@ -216,7 +216,7 @@ def decode_cer(rec, batches, config, lm=None):
 
 
 def tune(rec, batches, lm, grid=((0.0, 0.4, 0.8, 1.2, 1.6, 2.4), (0.0, 1.0, 2.0, 3.0, 4.0, 6.0))):
-    """The lowest validation CER over a fusion grid (modules/fusion.py's, and one step past its
+    """The lowest validation CER over a fusion grid (modules/transcribe/fusion.py's, and one step past its
     upper edges), on acoustic outputs computed once."""
     best = None
     for w in grid[0]:

@@ -1,4 +1,4 @@
-"""The n-gram language model (modules/lm.py): counts, Kneser-Ney probabilities, mask units,
+"""The n-gram language model (modules/transcribe/lm.py): counts, Kneser-Ney probabilities, mask units,
 pruning, checkpoints old and new."""
 import io
 import math
