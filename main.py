@@ -22,7 +22,8 @@ except ImportError:  # local run without `pip install -e nsml_local`: use the bu
 
 from modules import distributed
 from modules.checkpoint import read_checkpoint, write_checkpoint
-from modules.tasks import Callbacks, default_device, tasks
+from modules.task_interface import Callbacks
+from modules.tasks import default_device, tasks
 
 
 def parse_args(argv=None):

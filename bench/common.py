@@ -155,7 +155,8 @@ def tiny_checkpoint(task_name: str, dataset: str, folder: str, extra=()) -> str:
     import torch
 
     from modules.checkpoint import write_checkpoint
-    from modules.tasks import Callbacks, tasks
+    from modules.task_interface import Callbacks
+    from modules.tasks import tasks
 
     task = tasks()[task_name]
     argv = [*TINY_TRAINING[task_name], *extra]

@@ -175,7 +175,8 @@ def acoustic_outputs(checkpoint: str, dataset: str):
 
     from modules.checkpoint import read_checkpoint
     from modules.samplers import DurationBatchSampler
-    from modules.text import TextConfig, normalize_text, read_label_records
+    from modules.text import read_label_records
+    from modules.transcribe.normalize import TextConfig, normalize_text
     from modules.transcribe.corpus import Utterance, read_training_set
     from modules.transcribe.dataset import SpeechDataset, collate
     from modules.transcribe.recognizer import SpeechRecognizer
@@ -228,7 +229,7 @@ def tune(rec, batches, lm, grid=((0.0, 0.4, 0.8, 1.2, 1.6, 2.4), (0.0, 1.0, 2.0,
 
 
 def run_cer(args):
-    from modules.text import normalize_text
+    from modules.transcribe.normalize import normalize_text
     from modules.transcribe.lm import CharNgramLM
     rec, outputs, valid = acoustic_outputs(args.checkpoint, args.dataset)
     checkpoint_lm = rec.lm
@@ -275,7 +276,7 @@ def run_speed(args):
     import torch  # noqa: F401
 
     from modules.metrics import cer
-    from modules.text import normalize_text
+    from modules.transcribe.normalize import normalize_text
     from modules.transcribe.decoding import DecoderConfig, decode_batch
     from modules.transcribe.lm import CharNgramLM
     old = old_lm_module(args.old_rev)

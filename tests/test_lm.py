@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from modules.checkpoint import load_file, save_file
-from modules.text import split_units
+from modules.transcribe.normalize import split_units
 from modules.transcribe.lm import BOS, EOS, LOG_FLOOR, CharNgramLM, count_ngrams
 
 

@@ -7,7 +7,7 @@ import torch
 
 from modules.checkpoint import load_file, save_file
 from modules.features import FeatureConfig
-from modules.text import TextConfig
+from modules.transcribe.normalize import TextConfig
 from modules.training import amp_dtype
 from modules.transcribe.decoding import DecoderConfig
 from modules.transcribe.inference import transcribe_files

@@ -14,8 +14,8 @@ import torch
 
 from .. import distributed
 from ..options import config_from
-from ..tasks import Callbacks
-from ..text import TextConfig
+from ..task_interface import Callbacks
+from .normalize import TextConfig
 from . import auto
 from .corpus import read_training_set
 from .decoding import SEQUENCE_DECODERS, DecoderConfig

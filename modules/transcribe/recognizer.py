@@ -9,7 +9,7 @@ import torch
 
 from .. import __version__
 from ..features import FeatureConfig, LogMelFilterbank, SpecAugmentConfig, spec_augment, speed_perturb
-from ..text import TextConfig
+from .normalize import TextConfig
 from .decoding import SEQUENCE_DECODERS, DecoderConfig, attention_beam_search, decode_batch
 from .lm import CharNgramLM
 from .models import build_model, model_options
