@@ -65,6 +65,7 @@ def evaluate(run: dict, corpus: str, decoders: dict) -> list:
     import torch
     from modules.checkpoint import read_checkpoint
     from modules.text import read_label_records
+    from modules.transcribe.decoding import SEQUENCE_DECODERS
     from modules.transcribe.recognizer import SpeechRecognizer
     refs = {r["filename"]: r["text"] for r in read_label_records(os.path.join(corpus, "test", "test_label"))}
     names = sorted(refs)
@@ -78,8 +79,7 @@ def evaluate(run: dict, corpus: str, decoders: dict) -> list:
         point = {"epoch": epoch, "updates": state["trainer"]["step"], "seconds": seconds_at_epoch.get(epoch)}
         last = i == len(found) - 1
         for name, changes in (decoders.items() if last else [("greedy", {"decoder": "greedy"})]):
-            if (name == "beam+LM" and rec.lm is None) or (name in ("attention", "joint") and
-                                                          rec.model_name != "attention"):
+            if (name == "beam+LM" and rec.lm is None) or (name in SEQUENCE_DECODERS and not rec.model.has_decoder):
                 continue
             rec.decoder_config = replace(as_trained, **changes)
             point[f"test_cer_{name}"] = round(measure.test_cer(rec, paths, [refs[n] for n in names],

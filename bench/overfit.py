@@ -90,7 +90,7 @@ def machine() -> dict:
 def decoders_for(recognizer) -> dict:
     """name -> DecoderConfig scored on the training set: greedy CTC, and the model's own searches."""
     out = {"greedy": DecoderConfig(decoder="greedy")}
-    if hasattr(recognizer.model, "decoder_step"):
+    if recognizer.model.has_decoder:
         for name in SEQUENCE_DECODERS:
             out[name] = DecoderConfig(decoder=name, beam_width=4)
     return out

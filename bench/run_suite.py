@@ -206,6 +206,7 @@ def test_cer_by_decoder(runs: dict, corpus: str) -> dict:
     from dataclasses import replace
 
     from modules.text import read_label_records
+    from modules.transcribe.decoding import SEQUENCE_DECODERS
     references = {r["filename"]: r["text"] for r in read_label_records(os.path.join(corpus, "test", "test_label"))}
     folder = os.path.join(corpus, "test", "test_data")
     names = sorted(references)
@@ -218,7 +219,8 @@ def test_cer_by_decoder(runs: dict, corpus: str) -> dict:
             decoders = {"greedy": {}}
         else:
             decoders = {k: v for k, v in DECODERS.items()
-                        if (k != "beam+LM" or rec.lm is not None) and (k not in ("attention", "joint") or rec.model_name == "attention")}
+                        if (k != "beam+LM" or rec.lm is not None)
+                        and (k not in SEQUENCE_DECODERS or rec.model.has_decoder)}
         batch = as_trained.batch_seconds
         results[name] = {}
         for decoder, changes in decoders.items():

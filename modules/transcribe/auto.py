@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from ..loading import auto_workers, available_cpus, local_processes
+from .models import config_fields
 
 MIN_CONFORMER_HOURS = 20.0     # below: DeepSpeech2 even on a GPU
 MIN_CONFORMER_MINUTES = 60.0   # a --max_minutes below this: DeepSpeech2 even on a GPU
@@ -101,7 +102,7 @@ def choose(options, machine: Machine, corpus_hours: float, recommended: dict = N
     else:
         pick("model", "conformer", f"{where}: a Conformer wins with data and GPU updates (Gulati et al. 2020).")
     model = options.model if options.model is not None else choice.settings["model"]
-    if model in ("conformer", "attention") and options.conformer_size is None and options.d_model is None:
+    if "size" in config_fields(model) and options.conformer_size is None and options.d_model is None:
         large = corpus_hours >= LARGE_HOURS and machine.gpu_memory_gib >= LARGE_GPU_GIB
         pick("conformer_size", "large" if large else ("medium" if gpu else "small"),
              f"size {'large' if large else 'medium' if gpu else 'small'}: large needs {LARGE_HOURS:g} h and "

@@ -22,7 +22,7 @@ from .decoding import SEQUENCE_DECODERS, DecoderConfig
 from .feature_cache import cache_dir_from_option
 from .fusion import FusionGrid, tune_lm_fusion
 from .lm import CharNgramLM
-from .models import RECOMMENDED_TRAINING
+from .models import RECOMMENDED_TRAINING, has_decoder
 from .options import (
     LM_ORDER_BY_UNIT,
     Options,
@@ -67,8 +67,9 @@ def build(options: Options, dataset_path: str, device: torch.device, loaded_stat
     else:
         options, choice = auto.fixed(options), None
     options = resolve(options)
-    if options.decoder in SEQUENCE_DECODERS and options.model != "attention":
-        raise SystemExit(f"--decoder {options.decoder} needs --model attention (got --model {options.model})")
+    if options.decoder in SEQUENCE_DECODERS and not has_decoder(options.model):
+        raise SystemExit(f"--decoder {options.decoder} needs a model with a decoder, such as --model attention "
+                         f"(got --model {options.model})")
 
     recognizer = loaded or new_recognizer(options, [u.text for u in utterances], device)
     recognizer.decoder_config = decoder_config(options, recognizer.tokenizer.kind)

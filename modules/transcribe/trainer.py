@@ -118,7 +118,7 @@ class SpeechTrainer(Trainer):
         else:
             feats, feat_lengths = rec.features(batch["waves"], batch["wave_lengths"], augment, augment_rows, speed)
         targets, target_lengths = batch["targets"].to(feats.device), batch["target_lengths"].to(feats.device)
-        has_decoder = hasattr(rec.model, "decoder_loss")  # attention models: joint CTC + decoder cross-entropy
+        has_decoder = rec.model.has_decoder  # attention models: joint CTC + decoder cross-entropy
         encoding = None
         with self.autocast():
             if has_decoder:
