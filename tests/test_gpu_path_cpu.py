@@ -1,0 +1,165 @@
+"""The GPU path's choices, checked on a CPU (issue 20): precision by compute capability, TF32,
+fused AdamW, no heap trimming on CUDA, no per-step loss sync, DeepSpeech2's GRU in fp32 under
+autocast, vectorised SpecAugment and the /dev/shm check. GPUs are mocked where torch asks one."""
+import pytest
+import torch
+from data_corpora import tone_audio
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from modules import training
+from modules.features import FeatureConfig
+from modules.memory import HeapTrimmer
+from modules.text import TextConfig
+from modules.training import amp_dtype, enable_tf32, native_bf16, optimizer_options
+from modules.transcribe import parse_options
+from modules.transcribe.auto import Machine, choose
+from modules.transcribe.corpus import Utterance
+from modules.transcribe.models import build_model
+from modules.transcribe.recognizer import SpeechRecognizer
+from modules.transcribe.tokenizers import build_tokenizer
+from modules.transcribe.trainer import SpeechTrainer, TrainConfig
+
+CUDA = torch.device("cuda")
+CARDS = {"V100": (7, 0), "T4": (7, 5), "A100": (8, 0), "H100": (9, 0)}
+
+
+@pytest.fixture
+def card(monkeypatch):
+    """`card("T4")`: torch.cuda answers as that GPU would (on a CPU-only torch)."""
+    def use(name, memory_gib=16.0):
+        capability = CARDS[name]
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: f"Tesla {name}")
+        # what current torch says even before Ampere (bf16 can be emulated): must not decide anything
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+        monkeypatch.setattr(torch.cuda, "get_device_properties",
+                            lambda device=None: type("Props", (), {"total_memory": memory_gib * 2**30})())
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+        monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    return use
+
+
+@pytest.mark.parametrize("name,auto,scaled", [("V100", torch.float16, True), ("T4", torch.float16, True),
+                                              ("A100", torch.bfloat16, False), ("H100", torch.bfloat16, False)])
+def test_precision_is_chosen_by_compute_capability(card, name, auto, scaled):
+    card(name)
+    assert native_bf16(CUDA) == (not scaled)
+    assert amp_dtype("auto", CUDA) == auto
+    assert amp_dtype("fp16", CUDA) == torch.float16 and amp_dtype("off", CUDA) is None
+    # the trainer's GradScaler is on exactly for fp16 (bf16 has fp32's range)
+    assert (amp_dtype("auto", CUDA) == torch.float16) == scaled
+    # --recipe auto asks the same function
+    machine = Machine.of(CUDA)
+    assert machine.bf16 == (not scaled)
+    options, _ = choose(parse_options([]), machine, 100.0)
+    assert options.amp == ("fp16" if scaled else "bf16")
+
+
+def test_explicit_bf16_on_a_card_without_bf16_tensor_cores_is_fp16_with_a_message(card, capsys):
+    card("V100")
+    assert amp_dtype("bf16", CUDA) == torch.float16
+    out = capsys.readouterr().out
+    assert "Tesla V100" in out and "7.0" in out and "fp16 with loss scaling" in out
+    card("A100")
+    assert amp_dtype("bf16", CUDA) == torch.bfloat16 and capsys.readouterr().out == ""
+    assert amp_dtype("bf16", torch.device("cpu")) == torch.bfloat16  # CPU autocast has bf16
+
+
+@pytest.mark.parametrize("name", sorted(CARDS))
+def test_tf32_is_enabled_from_ampere_on(card, name):
+    card(name)
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        ampere = CARDS[name] >= (8, 0)
+        assert enable_tf32(CUDA) == ampere
+        assert torch.backends.cuda.matmul.allow_tf32 == ampere and torch.backends.cudnn.allow_tf32 == ampere
+        assert not enable_tf32(torch.device("cpu"))
+    finally:  # other tests see torch's defaults
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def test_fused_adamw_on_cuda_only():
+    assert optimizer_options(CUDA) == {"fused": True}
+    assert optimizer_options(torch.device("cuda:1")) == {"fused": True}
+    assert optimizer_options(torch.device("cpu")) == {}
+    # the options build a real optimizer (fused AdamW accepts any float parameters' device list here)
+    params = [torch.nn.Parameter(torch.ones(3))]
+    assert torch.optim.AdamW(params, **optimizer_options(torch.device("cpu"))).defaults["fused"] is None
+
+
+def test_heap_trimmer_trims_on_a_cpu_only():
+    assert HeapTrimmer(1, torch.device("cpu")).active == HeapTrimmer(1).active
+    on_gpu = HeapTrimmer(1, CUDA)
+    assert not on_gpu.active and not on_gpu() and on_gpu.trims == 0
+
+
+def tiny_trainer(tmp_path, n=6, **config):
+    texts = ["가나", "다라", "마바", "사아", "자차", "카타"][:n]
+    utts = []
+    for i, text in enumerate(texts):
+        path = str(tmp_path / f"u{i}")
+        (tone_audio(i, seconds=1.0) * 32767).astype("<i2").tofile(path)
+        utts.append(Utterance(path, text, 1.0))
+    torch.manual_seed(0)
+    rec = SpeechRecognizer.create("deepspeech2", build_tokenizer("char", texts), FeatureConfig(n_mels=40),
+                                  TextConfig(), torch.device("cpu"), conv_channels=4, rnn_hidden=16, rnn_layers=1)
+    return SpeechTrainer(rec, TrainConfig(**dict(dict(epochs=1, batch_size=2, specaugment=False), **config)),
+                         utts, utts)
+
+
+def test_cpu_trainer_is_not_fused_and_loads_a_fused_gpu_checkpoint(tmp_path):
+    trainer = tiny_trainer(tmp_path, n=2)
+    assert not trainer.optimizer.defaults["fused"]
+    trainer.train_epoch()
+    state = trainer.state_dict()
+    state["optimizer"]["param_groups"] = [dict(g, fused=True) for g in state["optimizer"]["param_groups"]]
+    trainer.load_state_dict(state)  # as if saved by a GPU run: this machine's choice wins
+    assert all(not g["fused"] for g in trainer.optimizer.param_groups)
+    trainer.train_epoch()
+
+
+def test_the_epoch_loss_is_summed_on_the_device_and_read_rarely(tmp_path, monkeypatch):
+    trainer = tiny_trainer(tmp_path)
+    step_losses, original_step = [], trainer.train_step
+
+    def recording_step(batch):
+        loss, amount = original_step(batch)
+        assert isinstance(loss, torch.Tensor) and loss.dim() == 0  # no host read in the step
+        step_losses.append(float(loss))
+        return loss, amount
+
+    trainer.train_step = recording_step
+    metrics = trainer.train_epoch()
+    assert len(step_losses) == 3
+    assert metrics["train_loss"] == sum(step_losses) / 3  # CPU: exactly the Python float sum, as before
+
+    # With a GPU's refresh interval the running loss is read once, at the epoch's end.
+    reads, original_item = [], torch.Tensor.item
+    trainer.loss_refresh_seconds = 1e9
+    monkeypatch.setattr(torch.Tensor, "item", lambda self: reads.append(self.dtype) or original_item(self))
+    trainer.train_epoch()
+    assert reads.count(torch.float64) == 1
+
+
+def test_deepspeech2_gru_runs_in_fp32_under_autocast():
+    torch.manual_seed(0)
+    model = build_model("deepspeech2", 40, 12, conv_channels=4, rnn_hidden=16, rnn_layers=2)
+    seen = []
+    model.rnn.register_forward_hook(lambda module, inputs, output: seen.append(
+        (inputs[0].data.dtype, output[0].data.dtype)))
+    feats, lengths = torch.randn(2, 60, 40), torch.tensor([60, 41])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        log_probs, out_lengths = model(feats, lengths)
+        log_probs.float().sum().backward()
+    assert seen == [(torch.float32, torch.float32)]
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in model.rnn.parameters())
+
+    # in full precision the forward pass is the plain one: front end, packed GRU, norm, head
+    model.eval()  # no dropout
+    with torch.no_grad():
+        x, out = model.front_end(feats, lengths)
+        packed = pack_padded_sequence(x, out, batch_first=True, enforce_sorted=False)
+        x, _ = pad_packed_sequence(model.rnn(packed)[0], batch_first=True, total_length=x.size(1))
+        expected = model.head(model.norm(x)).log_softmax(-1)
+        assert torch.equal(model(feats, lengths)[0], expected)
