@@ -7,7 +7,7 @@ from data_corpora import tone_audio
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from modules import training
-from modules.features import FeatureConfig
+from modules.features import FeatureConfig, SpecAugmentConfig, spec_augment
 from modules.memory import HeapTrimmer
 from modules.text import TextConfig
 from modules.training import amp_dtype, enable_tf32, native_bf16, optimizer_options
@@ -163,3 +163,90 @@ def test_deepspeech2_gru_runs_in_fp32_under_autocast():
         x, _ = pad_packed_sequence(model.rnn(packed)[0], batch_first=True, total_length=x.size(1))
         expected = model.head(model.norm(x)).log_softmax(-1)
         assert torch.equal(model(feats, lengths)[0], expected)
+
+
+def row_loop_reference():
+    """The row-loop SpecAugment the kit had before, kept in bench/specaugment_speed.py."""
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "specaugment_speed.py")
+    spec = importlib.util.spec_from_file_location("specaugment_speed", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.spec_augment_row_loop
+
+
+AUGMENT_CONFIGS = [SpecAugmentConfig(), SpecAugmentConfig(time_masks=2, time_width=0.2, freq_masks=2, freq_width=10),
+                   SpecAugmentConfig(freq_masks=0, time_masks=3), SpecAugmentConfig(freq_masks=1, time_masks=0)]
+
+
+@pytest.mark.parametrize("config", AUGMENT_CONFIGS)
+def test_vectorised_spec_augment_gives_the_row_loops_masks(config):
+    loop = row_loop_reference()
+    feats, lengths = torch.randn(7, 120, 40), torch.tensor([120, 119, 60, 33, 7, 1, 90])
+    for seed in range(5):
+        new = spec_augment(feats, lengths, config, torch.Generator().manual_seed(seed))
+        assert torch.equal(new, loop(feats, lengths, config, torch.Generator().manual_seed(seed)))
+    # without a generator both draw from torch's global one, as the trainer calls it
+    torch.manual_seed(3)
+    new = spec_augment(feats, lengths, config)
+    torch.manual_seed(3)
+    assert torch.equal(new, loop(feats, lengths, config))
+
+
+def test_spec_augment_masks_bands_and_spans_within_each_utterance():
+    config = SpecAugmentConfig(freq_masks=2, freq_width=15, time_masks=2, time_width=0.1)
+    feats, lengths = torch.rand(32, 200, 80) + 1, torch.randint(20, 201, (32,))  # no zero before masking
+    for seed in range(10):
+        out = spec_augment(feats, lengths, config, torch.Generator().manual_seed(seed))
+        assert out.shape == feats.shape and (feats > 0).all()  # a new tensor, the input untouched
+        zero = out == 0
+        assert torch.equal(out[~zero], feats[~zero])  # only zeroing
+        bins = zero.all(dim=1)                               # (B, M): whole mel bins zeroed
+        frames = zero.all(dim=2)                             # (B, T): whole frames zeroed
+        assert torch.equal(zero, bins[:, None, :] | frames[:, :, None])  # masks are whole bands / spans
+        for b in range(32):
+            assert bins[b].sum() <= 2 * 15
+            assert not frames[b, lengths[b]:].any()          # time masks stay inside the utterance
+            assert frames[b].sum() <= 2 * int(lengths[b] * 0.1)
+
+
+def test_spec_augment_mask_statistics_match_the_row_loop():
+    """Different seeds for the two, so this compares distributions, not draws."""
+    loop, config = row_loop_reference(), SpecAugmentConfig()
+    feats, lengths = torch.ones(64, 300, 80), torch.randint(100, 301, (64,))
+
+    def fractions(augment, seeds):
+        outs = [augment(feats, lengths, config, torch.Generator().manual_seed(s)) == 0 for s in seeds]
+        bins = torch.stack([o.all(1).float().mean(1) for o in outs])         # (runs, B) masked bin share
+        frames = torch.stack([o.all(2).sum(1) / lengths for o in outs])     # (runs, B) masked frame share
+        return bins.flatten(), frames.flatten()
+
+    new_bins, new_frames = fractions(spec_augment, range(100, 130))
+    old_bins, old_frames = fractions(loop, range(30))
+    for new, old in ((new_bins, old_bins), (new_frames, old_frames)):
+        assert abs(new.mean() - old.mean()) < 0.1 * old.mean(), (new.mean(), old.mean())
+        assert abs(new.std() - old.std()) < 0.15 * old.std(), (new.std(), old.std())
+    assert 0.1 < new_bins.mean() < 0.25 and 0.02 < new_frames.mean() < 0.06  # ~2 x 7.5 / 80, ~2 x 2.5%
+
+
+def test_spec_augment_launches_the_same_operations_whatever_the_batch_size():
+    """No Python loop over rows: on a GPU each operation is a kernel launch."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class CountOps(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.count += 1
+            return func(*args, **(kwargs or {}))
+
+    counts = []
+    for rows in (4, 64):
+        with CountOps() as ops:
+            spec_augment(torch.randn(rows, 100, 80), torch.full((rows,), 100), SpecAugmentConfig(),
+                         torch.Generator().manual_seed(0))
+        counts.append(ops.count)
+    assert counts[0] == counts[1], counts
