@@ -6,7 +6,8 @@ import torch
 from data_corpora import tone_audio
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from modules import training
+from modules import loading
+from modules.loading import dataloader_options
 from modules.features import FeatureConfig, SpecAugmentConfig, spec_augment
 from modules.memory import HeapTrimmer
 from modules.text import TextConfig
@@ -250,3 +251,49 @@ def test_spec_augment_launches_the_same_operations_whatever_the_batch_size():
                          torch.Generator().manual_seed(0))
         counts.append(ops.count)
     assert counts[0] == counts[1], counts
+
+
+@pytest.fixture
+def shm(monkeypatch):
+    """`shm(mib)`: /dev/shm answers with that much free space (None: no /dev/shm)."""
+    def use(mib):
+        monkeypatch.setattr(loading, "shared_memory_free_bytes",
+                            lambda path=loading.SHARED_MEMORY: None if mib is None else mib * 2**20)
+    return use
+
+
+def test_workers_are_cut_to_what_dev_shm_holds_with_one_message(shm, capsys):
+    batch = 100 * 2**20  # a 1,580-s batch of float32 waveforms is ~96 MiB
+    shm(64)  # Docker's default
+    assert dataloader_options(8, True, batch) == dict(num_workers=0, pin_memory=True, persistent_workers=False)
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "/dev/shm has 64 MiB free" in out and "8 training loader workers" in out
+    assert "using 0 workers (loading in the training process)" in out and "--shm-size" in out
+    shm(1024)  # (workers x 2 + 1) x 100 MiB must fit: 4 workers
+    assert dataloader_options(8, True, batch)["num_workers"] == 4 and "using 4 workers" in capsys.readouterr().out
+    shm(16 * 1024)  # enough: all, silently, kept across epochs
+    assert dataloader_options(8, True, batch) == dict(num_workers=8, pin_memory=True, persistent_workers=True)
+    assert dataloader_options(8, True, batch, persistent=False)["persistent_workers"] is False
+    shm(None)  # no /dev/shm (not Linux): as asked
+    assert dataloader_options(3, False, batch)["num_workers"] == 3
+    assert dataloader_options(0, False, batch) == dict(num_workers=0, pin_memory=False, persistent_workers=False)
+    assert capsys.readouterr().out == ""
+
+
+def test_training_loader_keeps_its_workers_and_fits_dev_shm(tmp_path, shm, capsys):
+    shm(16 * 1024)
+    trainer = tiny_trainer(tmp_path, n=4, num_workers=1)
+    loader = trainer.train_loader
+    assert loader.num_workers == 1 and loader.persistent_workers and not trainer.valid_loader.persistent_workers
+    first = [b["indices"] for b in loader]
+    workers = loader._iterator
+    loader.batch_sampler.set_epoch(1)  # the sampler lives in this process: a new order reaches the workers
+    second = [b["indices"] for b in loader]
+    assert loader._iterator is workers  # the same worker processes, not forked again
+    assert sorted(sum(first, [])) == sorted(sum(second, [])) == [0, 1, 2, 3]
+    # 4 utterances of 1 s in batches of 2: 2 x 1 s x 16 kHz x 4 bytes = 125 KiB a batch, so 0.2 MiB
+    # cannot hold one worker's two batches and the step's
+    shm(0.2)
+    trainer = tiny_trainer(tmp_path, n=4, num_workers=1)
+    assert trainer.train_loader.num_workers == 0 and not trainer.train_loader.persistent_workers
+    assert "1 training loader workers" in capsys.readouterr().out
