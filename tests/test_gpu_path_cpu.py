@@ -6,7 +6,7 @@ import torch
 from data_corpora import tone_audio
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from modules import loading
+from modules import loading, training
 from modules.loading import dataloader_options
 from modules.features import FeatureConfig, SpecAugmentConfig, spec_augment
 from modules.memory import HeapTrimmer
@@ -297,3 +297,24 @@ def test_training_loader_keeps_its_workers_and_fits_dev_shm(tmp_path, shm, capsy
     trainer = tiny_trainer(tmp_path, n=4, num_workers=1)
     assert trainer.train_loader.num_workers == 0 and not trainer.train_loader.persistent_workers
     assert "1 training loader workers" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["V100", "A100"])
+def test_a_trainer_on_a_mocked_gpu_takes_the_gpu_settings(card, monkeypatch, name):
+    """Built (not run) for a cuda device on a CPU-only torch: what the trainer decides there."""
+    card(name)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # or GradScaler turns itself off
+    model = torch.nn.Linear(3, 2)
+    loader = torch.utils.data.DataLoader(range(4), batch_size=2)
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        trainer = training.Trainer(model, training.LoopConfig(heap_limit_mib=1.0), CUDA, loader)
+        tf32 = torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+    pre_ampere = name == "V100"
+    assert trainer.amp_dtype == (torch.float16 if pre_ampere else torch.bfloat16)
+    assert trainer.scaler.is_enabled() == pre_ampere and tf32 == (not pre_ampere)
+    assert trainer.optimizer.defaults["fused"] is True
+    assert not trainer.trim_heap.active and trainer.loss_refresh_seconds == 1.0
