@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from .. import distributed
 from ..features import SpecAugmentConfig
-from ..loading import loader_settings
+from ..loading import dataloader_options, loader_settings
 from ..metrics import cer
 from ..samplers import BatchByCountSampler, DurationBatchSampler
 from ..training import LoopConfig, Trainer
@@ -70,10 +70,16 @@ class SpeechTrainer(Trainer):
             sampler = distributed.ShardedBatchSampler(sampler, distributed.rank(), world)
         self.train_sampler = sampler
         self.num_workers, pin_memory = loader_settings(recognizer.device, config.num_workers)
+        # A batch as workers hand it over: float32 waveforms, padded (cached features are smaller)
+        longest = float(self.durations(self.train_utts).max())
+        batch_bytes = 4 * recognizer.feature_config.sample_rate * (
+            config.batch_size * longest if config.batch_size else max(config.batch_seconds, longest))
         self.valid_loader = self._loader(self._dataset(valid_utts), DurationBatchSampler(
-            self.durations(valid_utts), 2 * config.batch_seconds, shuffle=False), pin_memory)
+            self.durations(valid_utts), 2 * config.batch_seconds, shuffle=False), pin_memory,
+            2 * batch_bytes, persistent=False, name="validation")
         train_set = self._dataset(self.epoch_utts, train_targets.select(keep, copies))
-        super().__init__(recognizer.model, config, recognizer.device, self._loader(train_set, sampler, pin_memory))
+        super().__init__(recognizer.model, config, recognizer.device,
+                         self._loader(train_set, sampler, pin_memory, batch_bytes))
         self.recent_weights = deque(maxlen=max(config.average_last, 0))
         self.augment = SpecAugmentConfig() if config.specaugment else None
         self.speed_factors = tuple(config.speed_factors)
@@ -105,9 +111,13 @@ class SpeechTrainer(Trainer):
         return SpeechDataset(utts, self.recognizer.tokenizer, self.recognizer.feature_config.trim_db, self.cache,
                              targets=targets)
 
-    def _loader(self, dataset, sampler, pin_memory: bool):
+    def _loader(self, dataset, sampler, pin_memory: bool, batch_bytes: float = 0, persistent: bool = True,
+                name: str = "training"):
+        """A DataLoader with the trainer's workers (as many as /dev/shm holds batches of `batch_bytes`;
+        0 = unchecked), kept across epochs when `persistent`."""
         return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
-                                           num_workers=self.num_workers, pin_memory=pin_memory)
+                                           **dataloader_options(self.num_workers, pin_memory, batch_bytes,
+                                                                persistent, name))
 
     def speech_loss(self, batch, augment=None, augment_rows=None, net=None, speed: float = 1.0):
         """CTC loss (plus the model's decoder loss, if it has one), log-probs, output lengths and
@@ -167,7 +177,8 @@ class SpeechTrainer(Trainer):
             utts = self.valid_utts
         else:
             loader = self._loader(self._dataset(utts), DurationBatchSampler(
-                self.durations(utts), 2 * self.config.batch_seconds, shuffle=False), pin_memory=False)
+                self.durations(utts), 2 * self.config.batch_seconds, shuffle=False), pin_memory=False,
+                persistent=False)
         total, count, hyps, refs = 0.0, 0, [], []
         for batch in loader:
             if batch is None:
