@@ -109,6 +109,7 @@ def cmd_run(args):
                          'List what the session does not need in .nsmlignore.'
                          % (storage.human_size(total), count,
                             ', '.join('%s (%s)' % (p, storage.human_size(s)) for s, p in biggest[:5])))
+        notes.extend(platforms.upload_notes(session.path('code'), args.prog))  # what the platform would get
         launcher.prepare(session, code, args.entry, args.args, 'run', name, path, gpus=args.gpus,
                          cpus=args.cpus, memory=args.memory, memo=args.memo)
 
