@@ -208,3 +208,21 @@ def test_kit_main_trains_and_submits_through_nova_run(tmp_path):
     small = nova(home, "submit", "-t", session, "best", cwd=REPO, timeout=600)
     assert small.returncode == 0, small
     assert small.last_stdout_line.startswith("CER: ")
+
+
+def test_torchaudio_standin_frames_like_kaldi_and_puts_a_tone_in_its_mel_band(tmp_path):
+    """tools/torchaudio_standin lets the official baselines run without torchaudio (docs/platforms.md)."""
+    done = subprocess.run([sys.executable, "-c", (
+        "import math, librosa, torch, torchaudio\n"
+        "assert 'torchaudio_standin' in torchaudio.__file__\n"
+        "tone = torch.sin(2 * math.pi * 1000 * torch.arange(16000) / 16000)[None]\n"
+        "feats = torchaudio.compliance.kaldi.fbank(tone, num_mel_bins=80, frame_length=20, frame_shift=10,"
+        " window_type='hamming')\n"
+        "centres = librosa.mel_frequencies(82, fmin=20, fmax=8000, htk=True)[1:-1]\n"
+        "print(tuple(feats.shape), round(float(centres[int(feats.mean(0).argmax())])))\n")],
+        env=dict(os.environ, PYTHONPATH=os.path.join(REPO, "tools", "torchaudio_standin")),
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    shape, centre = done.stdout.split(")")
+    assert shape + ")" == "(99, 80)"  # Kaldi's snip_edges: 1 + (16000 - 320) // 160 frames
+    assert abs(int(centre) - 1000) < 40
