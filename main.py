@@ -1,24 +1,50 @@
-"""NSML entry file: train a model, or load one and run inference on the test set (submit).
+"""NSML / NOVA entry file: train a model, or load one and run inference on the test set (submit).
 
 On NSML:   nsml run -d DATASET -a "--max_minutes 60"   /   nsml submit SESSION best
+On NOVA:   nova run -d Tr1Ko -a "--max_minutes 60"     /   nova submit SESSION best
 Locally:   python main.py            (trains on ./sample_dataset through nsml_local)
 
 This file is the contract with the platform and nothing else: the reserved arguments,
 `nsml.bind` of save/load/infer, `nsml.paused`, and a dispatch to the task's recipe
-(modules/transcribe, modules/classify). Only this file imports nsml.
+(modules/transcribe, modules/classify). Only this file imports the platform's module.
 """
 import argparse
+import importlib
 import os
 import sys
 import warnings
 
 import torch
 
-try:
-    import nsml
-except ImportError:  # local run without `pip install -e nsml_local`: use the bundled stand-in
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "nsml_local"))
-    import nsml
+PLATFORMS = ("nova", "nsml")  # NOVA (2023 on) is NSML renamed, with the same API; NOVA first when both exist
+PLATFORM_ENV = "KIT_PLATFORM"  # nsml or nova: bind that one only
+BUNDLED_EMULATOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nsml_local")
+
+
+def import_platform():
+    """(name, module) of the platform this session runs on. Without one (a local run without
+    `pip install -e nsml_local`) the bundled emulator, which serves both names, is used."""
+    wanted = os.environ.get(PLATFORM_ENV, "").strip().lower()
+    if wanted and wanted not in PLATFORMS:
+        sys.exit(f"{PLATFORM_ENV}={wanted!r}: expected one of {', '.join(PLATFORMS)}")
+    names = [wanted] if wanted else list(PLATFORMS)
+    for search_path in (None, BUNDLED_EMULATOR):
+        if search_path:
+            sys.path.insert(0, search_path)
+        for name in names:
+            try:
+                module = importlib.import_module(name)
+            except ModuleNotFoundError as error:
+                if error.name != name:  # the platform's module exists but is broken: say so
+                    raise
+                continue
+            if hasattr(module, "paused"):  # not another package of that name (OpenStack's is `nova` too)
+                return name, module
+    sys.exit(f"no platform module: none of {', '.join(names)} can be imported, not even from {BUNDLED_EMULATOR}")
+
+
+# One API under two names: the kit calls it `nsml` whichever name bound it.
+PLATFORM_NAME, nsml = import_platform()
 
 from modules import distributed
 from modules.checkpoint import read_checkpoint, write_checkpoint
@@ -96,7 +122,7 @@ def dataset_root(path) -> str:
     if isinstance(root, (list, tuple)):  # NSML gives a list when a session has several datasets
         root = root[0]
     if not root or not os.path.isdir(root):
-        sys.exit(f"dataset path {root!r} does not exist; pass --dataset_path or `nsml run -d DATASET`")
+        sys.exit(f"dataset path {root!r} does not exist; pass --dataset_path or `{PLATFORM_NAME} run -d DATASET`")
     return root
 
 

@@ -18,7 +18,7 @@ import shutil
 import sys
 import time
 
-from . import checkpoints, datasets, launcher, leaderboard, reports, snapshot, storage
+from . import checkpoints, datasets, launcher, leaderboard, platforms, reports, snapshot, storage
 from . import session as sessions
 from .errors import NSMLError
 
@@ -109,6 +109,7 @@ def cmd_run(args):
                          'List what the session does not need in .nsmlignore.'
                          % (storage.human_size(total), count,
                             ', '.join('%s (%s)' % (p, storage.human_size(s)) for s, p in biggest[:5])))
+        notes.extend(platforms.upload_notes(session.path('code'), args.prog))  # what the platform would get
         launcher.prepare(session, code, args.entry, args.args, 'run', name, path, gpus=args.gpus,
                          cpus=args.cpus, memory=args.memory, memo=args.memo)
 
@@ -374,8 +375,10 @@ def _resources(parser, gpus_default):
     parser.add_argument('--shm-size', default=None, help='recorded only')
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(prog='nsml', description='A local NSML: sessions, checkpoints, submits.')
+def build_parser(prog=platforms.DEFAULT):
+    parser = argparse.ArgumentParser(prog=prog, description='A local %s: sessions, checkpoints, submits.'
+                                     % prog.upper())
+    parser.set_defaults(prog=prog)
     commands = parser.add_subparsers(dest='command', metavar='COMMAND')
     commands.required = True
 
@@ -492,14 +495,17 @@ def glue_args_values(argv):
     return out
 
 
-def main(argv=None):
+def main(argv=None, prog=None):
+    """`prog` is the name the CLI was called by (nsml or nova: one CLI, two names), by default
+    taken from sys.argv[0]; help, error lines and platform-file checks use it."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(glue_args_values(argv))
+    prog = prog or platforms.program_name(sys.argv[0] if sys.argv else '')
+    args = build_parser(prog).parse_args(glue_args_values(argv))
     try:
         return args.func(args) or 0
     except NSMLError as error:
         sys.stdout.flush()
-        print('nsml: error: %s' % error, file=sys.stderr)
+        print('%s: error: %s' % (prog, error), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
