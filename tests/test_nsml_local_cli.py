@@ -79,6 +79,8 @@ def test_2022_fork_resumes_from_the_chosen_checkpoint(w22):
     assert "nsml: loading checkpoint '0' of local/t1-cmd/1" in fork.stdout
     assert 'Model loaded (epochs trained: 1)' in fork.stdout
     assert 'epoch 1 train_loss 0.5000' in fork.stdout  # training went on after load
+    # -a is the whole argument string: the user is told, with the arguments it replaced
+    assert 'Note: -a replaces all arguments of local/t1-cmd/1; it ran with: --num_epochs 2' in fork.stderr
     meta = json.load(open(os.path.join(home, 'sessions', 'local', 't1-cmd', '2', 'session.json')))
     assert meta['argv'][2:] == ['--num_epochs', '1', '--pause', '1', '--iteration', '0']
     assert json.loads(nsml(home, 'model', 'ls', '-j', 'local/t1-cmd/2').stdout)[0]['name'] == '1'

@@ -138,7 +138,11 @@ def cmd_fork(args):
     origin = sessions.resolve(args.session)
     checkpoint = _origin_checkpoint(origin, args.checkpoint)
     meta, path = _origin_dataset(origin)
-    user_args = args.args if args.args is not None else launcher.strip_reserved(meta.get('args'))
+    old_args = launcher.strip_reserved(meta.get('args'))
+    user_args = args.args if args.args is not None else old_args
+    notes = []
+    if args.args is not None:  # as on NSML: -a is the whole argument string, not additions to the old one
+        notes.append('Note: -a replaces all arguments of %s; it ran with: %s' % (origin.name, old_args or '(none)'))
 
     def fill(session):
         shutil.copytree(origin.path('code'), session.path('code'), symlinks=True)
@@ -147,7 +151,7 @@ def cmd_fork(args):
                          cpus=args.cpus or meta.get('cpus'), memory=args.memory or meta.get('memory'),
                          origin=origin.name, checkpoint=checkpoint, memo=args.memo)
 
-    return _launch(_new_session(origin.dataset, fill), args.detach)
+    return _launch(_new_session(origin.dataset, fill), args.detach, notes)
 
 
 def cmd_submit(args):
@@ -391,7 +395,9 @@ def build_parser():
     p = commands.add_parser('fork', help='new session resuming from a checkpoint (--pause 1)')
     p.add_argument('session')
     p.add_argument('-c', '--checkpoint', default=None, help='default: the latest')
-    p.add_argument('-a', '--args', default=None, help="default: the forked session's arguments")
+    p.add_argument('-a', '--args', default=None,
+                   help="arguments for the entry file; they replace ALL the forked session's arguments "
+                        "(default: the forked session's arguments)")
     p.add_argument('-m', '--memo', default='')
     p.add_argument('--detach', action='store_true')
     p.add_argument('-g', '--gpus', type=int, default=None)
