@@ -237,3 +237,19 @@ def test_the_best_summary_after_lm_tuning_keeps_epoch_and_val_cer(monkeypatch):
     assert step == 12 and values["epoch"] == 12 and values["val_cer"] == 0.081
     assert values["tuned_lm_weight"] == 1.6 and values["tuned_beam_val_cer"] == 0.067
     assert saved == ["best"]
+
+
+def test_inference_prints_a_progress_line_per_tenth_of_the_files_without_a_terminal(tmp_path, capsys):
+    rec = tiny_recognizer()
+    rec.decoder_config = DecoderConfig(decoder="greedy")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(20):
+        paths.append(str(tmp_path / f"f{i:02d}"))
+        (rng.standard_normal(4000) * 1000).astype("<i2").tofile(paths[-1])
+    transcribe_files(rec, paths, batch_seconds=0.0, progress=True)  # one file per batch; pytest is no terminal
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("[infer] ")]
+    assert [l.split()[1] for l in lines] == [f"{n}/20" for n in range(2, 21, 2)]
+    assert lines[-1].startswith("[infer] 20/20 files (100%)")
+    transcribe_files(rec, paths, batch_seconds=0.0, progress=False)
+    assert "[infer]" not in capsys.readouterr().out
