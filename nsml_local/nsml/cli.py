@@ -20,6 +20,7 @@ import time
 
 from . import checkpoints, datasets, launcher, leaderboard, reports, snapshot, storage
 from . import session as sessions
+from . import __version__
 from .errors import NSMLError
 
 
@@ -205,15 +206,25 @@ def cmd_ps(args):
     rows = []
     for session, meta in found:
         argv = meta.get('argv') or []
-        rows.append([session.name, ago(meta.get('created')), ' '.join(argv[2:]) or '-',
+        shown = ' '.join(argv[2:]) or '-'
+        if not args.verbose and len(shown) > ARGS_WIDTH:  # a long -a would push the summary off the screen
+            shown = shown[:ARGS_WIDTH - 3] + '...'
+        rows.append([session.name, ago(meta.get('created')), shown,
                      meta.get('status', '?'), session_summary(session, meta) or '-', meta.get('memo') or ''])
     table(['Name', 'Created', 'Args', 'Status', 'Summary', 'Description'], rows)
     return 0
 
 
+ARGS_WIDTH = 40  # `nsml ps` shortens the Args column to this many characters; -v shows them whole
+
+
 def cmd_logs(args):
     session = sessions.resolve(args.session)
     path = session.path('log.txt')
+    if session.meta().get('kind') == 'direct' and not os.path.exists(path):
+        raise NSMLError('session %s holds the checkpoints and reports of direct `python %s` runs; their output '
+                        'went to the terminal they ran in, so there is no log. `nsml run -d %s` records one.'
+                        % (session.name, session.meta().get('entry') or 'main.py', session.dataset))
     out = sys.stdout.buffer
     position = 0
     while True:
@@ -380,6 +391,8 @@ def _resources(parser, gpus_default):
 
 def build_parser():
     parser = argparse.ArgumentParser(prog='nsml', description='A local NSML: sessions, checkpoints, submits.')
+    parser.add_argument('--version', action='version',
+                        version='nsml %s (nsml_local, a local stand-in for NAVER NSML)' % __version__)
     commands = parser.add_subparsers(dest='command', metavar='COMMAND')
     commands.required = True
 
@@ -418,6 +431,8 @@ def build_parser():
     p.add_argument('-q', '--quiet', action='store_true', help='names only, newest first')
     p.add_argument('-n', '--last', type=int, default=None)
     p.add_argument('-d', '--data', dest='dataset', default=None)
+    p.add_argument('-v', '--verbose', action='store_true', help='whole arguments (else shortened to %d characters)'
+                   % ARGS_WIDTH)
     p.set_defaults(func=cmd_ps)
 
     p = commands.add_parser('logs', help="print a session's log")
