@@ -1,4 +1,4 @@
-"""A local stand-in for NAVER's `nsml` module (NSML_SPEC.md section 1).
+"""A local stand-in for NAVER's `nsml` module (docs/nsml.md section 1).
 
 Participant code uses only this:
 
