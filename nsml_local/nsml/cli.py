@@ -7,7 +7,7 @@
     nsml submit [-t] [--time-limit S] SESSION [CKPT]
     nsml stop SESSION   nsml rm SESSION...      nsml memo SESSION TEXT
     nsml dataset ls | push NAME PATH | add NAME PATH | board NAME [--all]
-    nsml plot SESSION [KEY...] [-o out.png]
+    nsml plot SESSION [SESSION...] [KEY...] [-o out.png] [--smooth 0.6] [--watch 30]
 
 Every failure ends with one line `nsml: error: <reason>` and exit status 1.
 """
@@ -370,12 +370,46 @@ def cmd_dataset_board(args):
     return 0
 
 
+def plot_targets(targets):
+    """`nsml plot S1 [S2 ...] [KEY ...]`: the sessions, then the keys. The first target is a session;
+    later ones are sessions when they look like session names (N, ds/N, local/ds/N), keys otherwise."""
+    found, keys = [sessions.resolve(targets[0])], []
+    for target in targets[1:]:
+        if not keys and ('/' in target or target.isdigit()):
+            found.append(sessions.resolve(target))
+        else:
+            keys.append(target)
+    return found, keys
+
+
+def default_plot_path(found):
+    """Under the NSML home, never in the code folder (which NSML would upload next time)."""
+    name = '+'.join(s.name.replace('/', '_') for s in found)
+    return os.path.join(storage.home(), 'plots', name[:150] + '.png')
+
+
 def cmd_plot(args):
     from . import plots
-    session = sessions.resolve(args.session)
-    output = args.output or '%s.png' % session.name.replace('/', '_')
-    plots.plot(session, args.keys, output)
-    print('Plot of %s written to %s' % (session.name, output))
+    found, keys = plot_targets(args.targets)
+    output = args.output or default_plot_path(found)
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    names = ', '.join(s.name for s in found)
+    while True:
+        # Whether any still runs, asked before drawing: the last drawing then comes after the end.
+        running = args.watch and any(launcher.refresh(s).get('status') in ('running', 'preparing') for s in found)
+        try:
+            plots.plot(found, keys, output, smooth=args.smooth)
+            news = 'written to %s' % output
+        except NSMLError as error:
+            if not running:
+                raise
+            news = 'not drawn yet: %s' % error  # a session that just started has reported nothing
+        if not running:
+            break
+        print('Plot of %s %s (%s; redrawn every %g s, Ctrl-C stops)'
+              % (names, news, time.strftime('%H:%M:%S'), args.watch), flush=True)
+        time.sleep(args.watch)
+    print('Plot of %s written to %s' % (names, output))
     return 0
 
 
@@ -485,10 +519,16 @@ def build_parser():
     p.add_argument('--all', action='store_true', help='every submit, -t ones included')
     p.set_defaults(func=cmd_dataset_board)
 
-    p = commands.add_parser('plot', help='PNG of the report curves of a session')
-    p.add_argument('session')
-    p.add_argument('keys', nargs='*')
-    p.add_argument('-o', '--output', default=None)
+    p = commands.add_parser('plot', help='PNG of the report curves of sessions, overlaid like the web graph')
+    p.add_argument('targets', nargs='+', metavar='SESSION [SESSION ...] [KEY ...]',
+                   help='sessions to overlay (their differing arguments in the legend), then the keys to draw '
+                        '(default: all)')
+    p.add_argument('-o', '--output', default=None,
+                   help='PNG path (default: NSML_HOME/plots/SESSION.png, outside the code folder)')
+    p.add_argument('--smooth', type=float, default=0.0,
+                   help="TensorBoard's smoothing weight in [0, 1), e.g. 0.6; the raw curve stays faint")
+    p.add_argument('--watch', type=float, default=0, metavar='SECONDS',
+                   help='redraw every SECONDS while a session runs, and once more when it ends')
     p.set_defaults(func=cmd_plot)
 
     p = commands.add_parser('_supervise')  # internal: the watcher of a --detach session
