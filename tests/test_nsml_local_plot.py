@@ -189,3 +189,43 @@ def test_watch_redraws_while_the_session_runs_and_once_after(tmp_path, monkeypat
     assert cli.main(['plot', '1', '--watch', '30', '-o', str(tmp_path / 'w.png')]) == 0
     assert sleeps == [30, 30] and len(draws) == 3
     assert capsys.readouterr().out.count('redrawn every 30 s') == 2
+
+
+# -- TensorBoard event files ----------------------------------------------------------------------
+
+def event_scalars(folder):
+    """(tag, step, value) of every scalar in the event files of `folder` (TFRecord framing: length,
+    its CRC, the Event protobuf, its CRC)."""
+    from tensorboardX.proto import event_pb2
+    found = []
+    for name in sorted(os.listdir(folder)):
+        if not name.startswith('events.out.tfevents'):
+            continue
+        data = open(os.path.join(folder, name), 'rb').read()
+        at = 0
+        while at < len(data):
+            length = struct.unpack('<Q', data[at:at + 8])[0]
+            event = event_pb2.Event.FromString(data[at + 12:at + 12 + length])
+            at += 16 + length
+            found += [(v.tag, event.step, v.simple_value) for v in event.summary.value]
+    return found
+
+
+def test_reports_become_tensorboard_scalars_when_tensorboardx_is_installed(tmp_path):
+    pytest.importorskip('tensorboardX')
+    from nsml import events
+    folder = str(tmp_path / 'sessions' / 'local' / 'ds' / '1')
+    os.makedirs(folder)
+    events.write(folder, 1, {'val_cer': 0.5, 'note': 'text', 'improved': True}, 100.0)
+    events.write(folder, 2, {'val_cer': 0.25, 'lr': 1e-3}, 160.0)
+    events.write(folder, None, {'tuned_lm_weight': 1.6}, 170.0)  # no step: the report's number
+    events.close_all()  # as at the process's exit
+    assert event_scalars(folder) == [('val_cer', 1, 0.5), ('val_cer', 2, 0.25), ('lr', 2, pytest.approx(1e-3)),
+                                     ('tuned_lm_weight', 2, pytest.approx(1.6))]
+
+
+def test_without_a_tensorboard_writer_nothing_is_written_or_said(tmp_path, monkeypatch, capsys):
+    from nsml import events
+    monkeypatch.setattr(events, '_writer_class', lambda: None)
+    events.write(str(tmp_path), 1, {'val_cer': 0.5}, 100.0)
+    assert os.listdir(tmp_path) == [] and capsys.readouterr() == ('', '')
