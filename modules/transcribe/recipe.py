@@ -85,6 +85,9 @@ def build(options: Options, dataset_path: str, device: torch.device, loaded_stat
     if resume is not None:  # continue epoch, optimizer and schedule
         trainer.load_state_dict(resume)
         log(f"[resume] from epoch {trainer.epoch}, step {trainer.step}, {trainer.elapsed() / 60:.1f} min trained")
+        if resume.get("max_minutes", config.max_minutes) != config.max_minutes:
+            log(f"[resume] --max_minutes {resume['max_minutes']:g} -> {config.max_minutes:g}: the budget counts the "
+                "minutes trained before the fork, and the LR schedule stretches (or shrinks) to the new length")
         nothing_left = trainer.nothing_left()
         if nothing_left:
             log(f"[resume] nothing left to train: {nothing_left}")
