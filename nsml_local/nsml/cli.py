@@ -520,9 +520,9 @@ def build_parser():
     p.set_defaults(func=cmd_dataset_board)
 
     p = commands.add_parser('plot', help='PNG of the report curves of sessions, overlaid like the web graph')
-    p.add_argument('targets', nargs='+', metavar='SESSION [SESSION ...] [KEY ...]',
-                   help='sessions to overlay (their differing arguments in the legend), then the keys to draw '
-                        '(default: all)')
+    p.add_argument('targets', nargs='+', metavar='TARGET',
+                   help='sessions to overlay (their differing arguments in the legend), then the report keys to '
+                        'draw (default: all), e.g. `nsml plot 3 t1-cmd/4 val_cer`')
     p.add_argument('-o', '--output', default=None,
                    help='PNG path (default: NSML_HOME/plots/SESSION.png, outside the code folder)')
     p.add_argument('--smooth', type=float, default=0.0,
