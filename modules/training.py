@@ -96,17 +96,18 @@ def optimizer_options(device: torch.device) -> dict:
     return {"fused": True} if torch.device(device).type == "cuda" else {}
 
 
-def training_progress(step: int, total_steps: int, start: float, max_minutes: float) -> float:
-    """Fraction of training done: by optimizer steps, or by the time budget if that runs out first."""
+def training_progress(step: int, total_steps: int, elapsed_s: float, max_minutes: float) -> float:
+    """Fraction of training done: by optimizer steps, or by the time budget if that runs out first.
+    `elapsed_s` counts the training seconds of the sessions this one was forked from too."""
     by_steps = step / max(total_steps, 1)
     if max_minutes:
-        return max(by_steps, (time.time() - start) / (60 * max_minutes))
+        return max(by_steps, elapsed_s / (60 * max_minutes))
     return by_steps
 
 
-def budget_spent(start: float, max_minutes: float) -> bool:
-    """True once a wall-clock budget of `max_minutes` (0 = none) since `start` is used up."""
-    return bool(max_minutes) and time.time() - start >= 60 * max_minutes
+def budget_spent(elapsed_s: float, max_minutes: float) -> bool:
+    """True once `elapsed_s` seconds of training have used up a budget of `max_minutes` (0 = none)."""
+    return bool(max_minutes) and elapsed_s >= 60 * max_minutes
 
 
 def warmup_cosine_lr(progress: float, config) -> float:
@@ -152,13 +153,17 @@ class Trainer:
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.net, device_ids=[device.index] if device.type == "cuda" else None)
         self.total_steps = config.epochs * len(train_loader)
-        self.epoch = self.step = 0
+        self.epoch = self.step = self.best_epoch = 0
         self.best = -math.inf if self.higher_is_better else math.inf
         self.trim_heap = HeapTrimmer(config.heap_limit_mib, device)
         # How often the progress bar reads the running loss: every step on a CPU, where reading is
         # free; at most once a second on a GPU, where each read waits for the queued steps.
         self.loss_refresh_seconds = 0.0 if device.type == "cpu" else 1.0
         self.start = time.time()
+        # Training seconds of the sessions this one was forked from: a fork continues the budget
+        # and the LR schedule where the checkpoint left them instead of starting both again.
+        self.elapsed_before = 0.0
+        self.epoch_at_start = 0  # epochs done before this session (the ETA counts this session's pace)
 
     # -- what a task supplies -------------------------------------------------------------------
     def loss(self, batch):
@@ -173,14 +178,39 @@ class Trainer:
         """Called after each epoch's validation (weight averaging, keeping the best weights)."""
 
     # -- the loop ---------------------------------------------------------------------------------
+    def elapsed(self) -> float:
+        """Training seconds so far, earlier sessions' included."""
+        return self.elapsed_before + time.time() - self.start
+
     def progress(self) -> float:
-        return training_progress(self.step, self.total_steps, self.start, self.config.max_minutes)
+        return training_progress(self.step, self.total_steps, self.elapsed(), self.config.max_minutes)
 
     def learning_rate(self) -> float:
         return warmup_cosine_lr(self.progress(), self.config)
 
     def out_of_time(self) -> bool:
-        return budget_spent(self.start, self.config.max_minutes)
+        return budget_spent(self.elapsed(), self.config.max_minutes)
+
+    def eta_minutes(self) -> float:
+        """Minutes left at this session's pace per epoch, or less if the budget ends first."""
+        done = self.epoch - self.epoch_at_start
+        if done <= 0:
+            return math.nan
+        left = (time.time() - self.start) / done * (self.config.epochs - self.epoch)
+        if self.config.max_minutes:
+            left = min(left, max(0.0, 60 * self.config.max_minutes - self.elapsed()))
+        return left / 60
+
+    def nothing_left(self) -> str:
+        """Why a resumed run has nothing to train ("" if it has), and how to give it more."""
+        if self.epoch >= self.config.epochs:
+            return (f"all {self.config.epochs} epochs were trained; to train more, fork with a larger "
+                    f'--epochs, e.g. -a "--epochs {self.config.epochs * 2} ..." (-a replaces all arguments)')
+        if self.out_of_time():
+            return (f"the --max_minutes {self.config.max_minutes:g} budget was used ({self.elapsed() / 60:.1f} min "
+                    f'trained); to train more, fork with a larger budget, e.g. -a "--max_minutes '
+                    f'{self.config.max_minutes * 2:g} ..." (-a replaces all arguments)')
+        return ""
 
     def out_of_time_all_ranks(self) -> bool:
         """Stop together: one rank leaving the loop alone would hang the others' all-reduce."""
@@ -260,23 +290,31 @@ class Trainer:
             score = metrics[self.metric]
             improved = score > self.best if self.higher_is_better else score < self.best
             if improved:
-                self.best = score
+                self.best, self.best_epoch = score, self.epoch
             self.after_epoch(improved)
-            metrics.update(epoch=self.epoch, step=self.step, improved=improved, lr=self.learning_rate(),
-                           minutes=(time.time() - self.start) / 60)
+            metrics.update(epoch=self.epoch, epochs=self.config.epochs, step=self.step, improved=improved,
+                           lr=self.learning_rate(), minutes=self.elapsed() / 60, eta_minutes=self.eta_minutes())
             stop = bool(on_epoch_end(metrics)) if on_epoch_end else False
             if distributed.all_reduce_sum([float(stop)])[0] > 0:  # under DDP every rank stops together
                 break
 
     def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict(), "epoch": self.epoch, "step": self.step, "best": self.best}
+        # elapsed_s and max_minutes: where the time budget and the LR schedule stood, for a fork
+        return {"optimizer": self.optimizer.state_dict(), "epoch": self.epoch, "step": self.step, "best": self.best,
+                "best_epoch": self.best_epoch, "elapsed_s": self.elapsed(), "max_minutes": self.config.max_minutes}
 
     def load_state_dict(self, state: dict):
-        """Continue a forked session: epoch, step (so the schedule), best score and optimizer moments."""
+        """Continue a forked session: epoch, step, training time (so the schedule and the budget),
+        best score and optimizer moments."""
         # The kernel is this machine's choice, not the checkpoint's: a session forked from a CPU
         # run trains fused on a GPU (and its step counters then move to the GPU) and vice versa.
         fused = optimizer_options(self.device).get("fused")
         saved = state["optimizer"]
         self.optimizer.load_state_dict(dict(saved, param_groups=[dict(g, fused=fused) for g in saved["param_groups"]]))
         self.epoch, self.step = state["epoch"], state["step"]
+        self.epoch_at_start = self.epoch
         self.best = state.get("best", state.get("best_cer", self.best))  # best_cer: checkpoints before 0.2
+        self.best_epoch = state.get("best_epoch", 0)
+        # Checkpoints before elapsed_s was saved continue by steps alone, as they always did.
+        self.elapsed_before = state.get("elapsed_s", 0.0)
+        self.start = time.time()

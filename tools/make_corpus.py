@@ -15,7 +15,7 @@ Steps, each a function below:
                 --jobs workers), resample 22050 -> 16000 Hz, add room-like
                 reverberation, leading/trailing silence and noise at a given SNR.
   3. write    - a layout writer stores the audio and labels as the 2022, 2023 or
-                2019 competition data (see NSML_SPEC.md section 3).
+                2019 competition data (see docs/nsml.md section 3).
 
 The output depends only on the options (and the espeak-ng version): the same
 --seed gives byte-identical files, whatever --jobs is.

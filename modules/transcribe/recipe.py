@@ -84,7 +84,13 @@ def build(options: Options, dataset_path: str, device: torch.device, loaded_stat
     trainer.choice = choice  # saved with every checkpoint: what --recipe auto chose and why
     if resume is not None:  # continue epoch, optimizer and schedule
         trainer.load_state_dict(resume)
-        log(f"[resume] from epoch {trainer.epoch}, step {trainer.step}")
+        log(f"[resume] from epoch {trainer.epoch}, step {trainer.step}, {trainer.elapsed() / 60:.1f} min trained")
+        if resume.get("max_minutes", config.max_minutes) != config.max_minutes:
+            log(f"[resume] --max_minutes {resume['max_minutes']:g} -> {config.max_minutes:g}: the budget counts the "
+                "minutes trained before the fork, and the LR schedule stretches (or shrinks) to the new length")
+        nothing_left = trainer.nothing_left()
+        if nothing_left:
+            log(f"[resume] nothing left to train: {nothing_left}")
     return trainer
 
 
@@ -103,8 +109,9 @@ def train(options: Options, dataset_path: str, device: torch.device, callbacks: 
     every, saved = save_every(options), set()
 
     def on_epoch_end(m):
-        log(f"epoch {m['epoch']:3d} | train_loss {m['train_loss']:.3f} | val_loss {m['val_loss']:.3f} | "
-            f"val_cer {m['val_cer']:.3f} | {m['throughput']:.0f} audio-s/s | {m['minutes']:.1f} min")
+        log(f"epoch {m['epoch']:3d}/{m['epochs']} | train_loss {m['train_loss']:.3f} | val_loss {m['val_loss']:.3f} | "
+            f"val_cer {m['val_cer']:.3f} | {m['throughput']:.0f} audio-s/s | {m['minutes']:.1f} min | "
+            f"eta {m['eta_minutes']:.1f} min")
         for hyp, ref in m["val_examples"][:1]:
             log(f"    ref: {ref}\n    hyp: {hyp}")
         callbacks.report(m["epoch"], epoch=m["epoch"], train_loss=m["train_loss"], val_loss=m["val_loss"],
@@ -133,7 +140,7 @@ def train(options: Options, dataset_path: str, device: torch.device, callbacks: 
         weights = "averaged"
         m = trainer.evaluate()
         log(f"[avg] last {len(trainer.recent_weights)} epochs averaged: val_cer {m['val_cer']:.4f}")
-        callbacks.report(trainer.epoch, avg_val_cer=m["val_cer"])
+        callbacks.report(trainer.epoch, epoch=trainer.epoch, avg_val_cer=m["val_cer"])
         callbacks.save("avg", state())
     if recognizer.decoder_config.decoder != "greedy" and main_process:
         m = trainer.evaluate(decoder=recognizer.decoder_config)
@@ -194,6 +201,9 @@ def tune_fusion_of_best(recognizer, trainer, best_weights: dict, callbacks: Call
                   f"utterances in {time.time() - start:.0f} s: lm_weight {weight}, lm_bonus {bonus}, beam val_cer "
                   f"{val_cer:.4f}" + (f" (given {given.lm_weight}/{given.lm_bonus}: {before:.4f}{kept})"
                                       if before is not None else ""))
-    callbacks.report(trainer.epoch, tuned_lm_weight=weight, tuned_lm_bonus=bonus, tuned_beam_val_cer=val_cer)
+    # At the best epoch's step, with its epoch and greedy val_cer: this report is the summary the 'best'
+    # checkpoint keeps (`nsml ps`, `nsml model ls`), which must still say which epoch it is and how good.
+    callbacks.report(trainer.best_epoch, epoch=trainer.best_epoch, val_cer=trainer.best, tuned_lm_weight=weight,
+                     tuned_lm_bonus=bonus, tuned_beam_val_cer=val_cer)
     callbacks.save("best", state())
     model.load_state_dict(final_weights)

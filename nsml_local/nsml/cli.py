@@ -7,7 +7,7 @@
     nsml submit [-t] [--time-limit S] SESSION [CKPT]
     nsml stop SESSION   nsml rm SESSION...      nsml memo SESSION TEXT
     nsml dataset ls | push NAME PATH | add NAME PATH | board NAME [--all]
-    nsml plot SESSION [KEY...] [-o out.png]
+    nsml plot SESSION [SESSION...] [KEY...] [-o out.png] [--smooth 0.6] [--watch 30]
 
 Every failure ends with one line `nsml: error: <reason>` and exit status 1.
 """
@@ -20,6 +20,7 @@ import time
 
 from . import checkpoints, datasets, launcher, leaderboard, platforms, reports, snapshot, storage
 from . import session as sessions
+from . import __version__
 from .errors import NSMLError
 
 
@@ -139,7 +140,11 @@ def cmd_fork(args):
     origin = sessions.resolve(args.session)
     checkpoint = _origin_checkpoint(origin, args.checkpoint)
     meta, path = _origin_dataset(origin)
-    user_args = args.args if args.args is not None else launcher.strip_reserved(meta.get('args'))
+    old_args = launcher.strip_reserved(meta.get('args'))
+    user_args = args.args if args.args is not None else old_args
+    notes = []
+    if args.args is not None:  # as on NSML: -a is the whole argument string, not additions to the old one
+        notes.append('Note: -a replaces all arguments of %s; it ran with: %s' % (origin.name, old_args or '(none)'))
 
     def fill(session):
         shutil.copytree(origin.path('code'), session.path('code'), symlinks=True)
@@ -148,7 +153,7 @@ def cmd_fork(args):
                          cpus=args.cpus or meta.get('cpus'), memory=args.memory or meta.get('memory'),
                          origin=origin.name, checkpoint=checkpoint, memo=args.memo)
 
-    return _launch(_new_session(origin.dataset, fill), args.detach)
+    return _launch(_new_session(origin.dataset, fill), args.detach, notes)
 
 
 def cmd_submit(args):
@@ -202,15 +207,25 @@ def cmd_ps(args):
     rows = []
     for session, meta in found:
         argv = meta.get('argv') or []
-        rows.append([session.name, ago(meta.get('created')), ' '.join(argv[2:]) or '-',
+        shown = ' '.join(argv[2:]) or '-'
+        if not args.verbose and len(shown) > ARGS_WIDTH:  # a long -a would push the summary off the screen
+            shown = shown[:ARGS_WIDTH - 3] + '...'
+        rows.append([session.name, ago(meta.get('created')), shown,
                      meta.get('status', '?'), session_summary(session, meta) or '-', meta.get('memo') or ''])
     table(['Name', 'Created', 'Args', 'Status', 'Summary', 'Description'], rows)
     return 0
 
 
+ARGS_WIDTH = 40  # `nsml ps` shortens the Args column to this many characters; -v shows them whole
+
+
 def cmd_logs(args):
     session = sessions.resolve(args.session)
     path = session.path('log.txt')
+    if session.meta().get('kind') == 'direct' and not os.path.exists(path):
+        raise NSMLError('session %s holds the checkpoints and reports of direct `python %s` runs; their output '
+                        'went to the terminal they ran in, so there is no log. `nsml run -d %s` records one.'
+                        % (session.name, session.meta().get('entry') or 'main.py', session.dataset))
     out = sys.stdout.buffer
     position = 0
     while True:
@@ -356,12 +371,46 @@ def cmd_dataset_board(args):
     return 0
 
 
+def plot_targets(targets):
+    """`nsml plot S1 [S2 ...] [KEY ...]`: the sessions, then the keys. The first target is a session;
+    later ones are sessions when they look like session names (N, ds/N, local/ds/N), keys otherwise."""
+    found, keys = [sessions.resolve(targets[0])], []
+    for target in targets[1:]:
+        if not keys and ('/' in target or target.isdigit()):
+            found.append(sessions.resolve(target))
+        else:
+            keys.append(target)
+    return found, keys
+
+
+def default_plot_path(found):
+    """Under the NSML home, never in the code folder (which NSML would upload next time)."""
+    name = '+'.join(s.name.replace('/', '_') for s in found)
+    return os.path.join(storage.home(), 'plots', name[:150] + '.png')
+
+
 def cmd_plot(args):
     from . import plots
-    session = sessions.resolve(args.session)
-    output = args.output or '%s.png' % session.name.replace('/', '_')
-    plots.plot(session, args.keys, output)
-    print('Plot of %s written to %s' % (session.name, output))
+    found, keys = plot_targets(args.targets)
+    output = args.output or default_plot_path(found)
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    names = ', '.join(s.name for s in found)
+    while True:
+        # Whether any still runs, asked before drawing: the last drawing then comes after the end.
+        running = args.watch and any(launcher.refresh(s).get('status') in ('running', 'preparing') for s in found)
+        try:
+            plots.plot(found, keys, output, smooth=args.smooth)
+            news = 'written to %s' % output
+        except NSMLError as error:
+            if not running:
+                raise
+            news = 'not drawn yet: %s' % error  # a session that just started has reported nothing
+        if not running:
+            break
+        print('Plot of %s %s (%s; redrawn every %g s, Ctrl-C stops)'
+              % (names, news, time.strftime('%H:%M:%S'), args.watch), flush=True)
+        time.sleep(args.watch)
+    print('Plot of %s written to %s' % (names, output))
     return 0
 
 
@@ -379,6 +428,8 @@ def build_parser(prog=platforms.DEFAULT):
     parser = argparse.ArgumentParser(prog=prog, description='A local %s: sessions, checkpoints, submits.'
                                      % prog.upper())
     parser.set_defaults(prog=prog)
+    parser.add_argument('--version', action='version',
+                        version='%s %s (nsml_local, a local stand-in for NAVER %s)' % (prog, __version__, prog.upper()))
     commands = parser.add_subparsers(dest='command', metavar='COMMAND')
     commands.required = True
 
@@ -394,7 +445,9 @@ def build_parser(prog=platforms.DEFAULT):
     p = commands.add_parser('fork', help='new session resuming from a checkpoint (--pause 1)')
     p.add_argument('session')
     p.add_argument('-c', '--checkpoint', default=None, help='default: the latest')
-    p.add_argument('-a', '--args', default=None, help="default: the forked session's arguments")
+    p.add_argument('-a', '--args', default=None,
+                   help="arguments for the entry file; they replace ALL the forked session's arguments "
+                        "(default: the forked session's arguments)")
     p.add_argument('-m', '--memo', default='')
     p.add_argument('--detach', action='store_true')
     p.add_argument('-g', '--gpus', type=int, default=None)
@@ -415,6 +468,8 @@ def build_parser(prog=platforms.DEFAULT):
     p.add_argument('-q', '--quiet', action='store_true', help='names only, newest first')
     p.add_argument('-n', '--last', type=int, default=None)
     p.add_argument('-d', '--data', dest='dataset', default=None)
+    p.add_argument('-v', '--verbose', action='store_true', help='whole arguments (else shortened to %d characters)'
+                   % ARGS_WIDTH)
     p.set_defaults(func=cmd_ps)
 
     p = commands.add_parser('logs', help="print a session's log")
@@ -467,10 +522,16 @@ def build_parser(prog=platforms.DEFAULT):
     p.add_argument('--all', action='store_true', help='every submit, -t ones included')
     p.set_defaults(func=cmd_dataset_board)
 
-    p = commands.add_parser('plot', help='PNG of the report curves of a session')
-    p.add_argument('session')
-    p.add_argument('keys', nargs='*')
-    p.add_argument('-o', '--output', default=None)
+    p = commands.add_parser('plot', help='PNG of the report curves of sessions, overlaid like the web graph')
+    p.add_argument('targets', nargs='+', metavar='TARGET',
+                   help='sessions to overlay (their differing arguments in the legend), then the report keys to '
+                        'draw (default: all), e.g. `nsml plot 3 t1-cmd/4 val_cer`')
+    p.add_argument('-o', '--output', default=None,
+                   help='PNG path (default: NSML_HOME/plots/SESSION.png, outside the code folder)')
+    p.add_argument('--smooth', type=float, default=0.0,
+                   help="TensorBoard's smoothing weight in [0, 1), e.g. 0.6; the raw curve stays faint")
+    p.add_argument('--watch', type=float, default=0, metavar='SECONDS',
+                   help='redraw every SECONDS while a session runs, and once more when it ends')
     p.set_defaults(func=cmd_plot)
 
     p = commands.add_parser('_supervise')  # internal: the watcher of a --detach session
