@@ -52,10 +52,15 @@ def iter_csv_table(path: str, required=("filename",)):
     A row with more cells than the header (an unquoted comma in a transcript) keeps its text
     whole when the last column is 'text': the extra cells are joined back into it with their
     commas, and a warning names file and line; with another last column it cannot be told
-    which cell the comma split, so the row is skipped with a warning. A file with no header
-    row (0 bytes) is an error naming the file when columns are `required`."""
-    reader = csv.reader(io.StringIO(read_text_file(path)))
-    first = next(reader, None)
+    which cell the comma split, so the row is skipped with a warning. A row whose quoted cell
+    spans lines (a quote left open) and a row that is not CSV are skipped, naming file and lines.
+    A file with no header row (0 bytes) is an error naming the file when columns are `required`."""
+    # newline=None: lone CR line ends (old Mac tools) read as line ends, not as a csv.Error mid-file
+    reader = csv.reader(io.StringIO(read_text_file(path), newline=None))
+    try:
+        first = next(reader, None)
+    except csv.Error as e:
+        raise ValueError(f"{path}:{reader.line_num}: header row is not CSV ({e})") from e
     if first is None:
         if required:
             raise ValueError(f"{path}: empty label file (no header row; expected {', '.join(required)})")
@@ -70,15 +75,26 @@ def iter_csv_table(path: str, required=("filename",)):
         width = len(header)
         text_last = lower[-1] == "text"
         end = reader.line_num  # the physical line the previous row ended on (quoted cells may span lines)
-        for row in reader:
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as e:  # the reader starts afresh on the next line
+                warnings.warn(f"{path}:{reader.line_num}: not a CSV row ({e}); skipped")
+                end = reader.line_num
+                continue
             line_no, end = end + 1, reader.line_num
-            if len(row) == width and row[0].strip() and len(row[-1]) <= MAX_CELL_CHARS:  # the usual row
-                yield line_no, row
+            if end == line_no and len(row) == width and row[0].strip() and len(row[-1]) <= MAX_CELL_CHARS:
+                yield line_no, row  # the usual row, checked cheaply
             elif not any(cell.strip() for cell in row):
                 continue
             elif max(map(len, row)) > MAX_CELL_CHARS:
                 warnings.warn(f"{path}:{line_no}: a cell of {max(map(len, row))} characters (over "
                               f"{MAX_CELL_CHARS}; an unclosed quote?); row skipped")
+            elif end > line_no:  # a transcript is one line; a quote left open swallows the rows after it
+                warnings.warn(f"{path}:{line_no}-{end}: one quoted cell spans lines {line_no} to {end} "
+                              "(an unclosed quote?); row skipped")
             elif len(row) < width:
                 warnings.warn(f"{path}:{line_no}: malformed row {row!r}; skipped")
             elif len(row) == width:
