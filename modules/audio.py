@@ -8,9 +8,10 @@ included); `usable_duration` is the one check that a listed file can be trained 
 and `list_audio_files` the one rule for which files of a folder are inputs.
 
 What a file holds is decided by its content (`_audio_kind`), never by its extension alone:
-a container soundfile recognises (by magic bytes, or for files named as audio by asking
-soundfile) is read by soundfile; anything else is raw 16 kHz int16 PCM, unless its first
-bytes read as text, which no PCM recording does: then it is refused, naming the file.
+a container soundfile recognises (by magic bytes, or for files not named as headerless PCM by
+asking soundfile) is read by soundfile; anything else is raw 16 kHz int16 PCM (with a warning
+unless the name says so), except a file whose first bytes read as text, which no PCM recording
+does, and one named as a compressed format (.mp3, .flac, ...): those are refused, naming the file.
 """
 import codecs
 import io
@@ -29,10 +30,29 @@ SAMPLE_RATE = 16000
 # as headerless PCM (`_audio_kind`).
 _CONTAINER_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"riff", b"fLaC", b"OggS", b"FORM", b".snd", b"NIST", b"caff", b"ID3")
 _HEAD_BYTES = 4096  # what is sniffed: enough to tell text from PCM
+# Names of compressed formats: such a file soundfile cannot read is damaged (or a format libsndfile
+# lacks, such as AAC), never raw PCM, so it is refused rather than read as noise.
+COMPRESSED_SUFFIXES = (".mp3", ".ogg", ".oga", ".opus", ".flac", ".m4a", ".mp4", ".aac", ".wma", ".webm")
+# A damaged header can claim any rate or length: 1 Hz resampled to 16 kHz is 16,000 times the samples,
+# and a claimed length is allocated before reading. Rates and lengths outside these are refused.
+_RATE_RANGE = (4000, 384000)
+_MAX_FILE_SECONDS = 4 * 3600.0
 
 
 class AudioError(Exception):
     """An audio file that cannot be turned into a waveform."""
+
+
+class _AudioBytes(io.BytesIO):
+    """A file's bytes for soundfile. A damaged header can make libsndfile seek before the start;
+    BytesIO raises there, inside a C callback, which Python prints as "Exception ignored" noise:
+    such a seek leaves the position as it is instead (libsndfile then fails cleanly)."""
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        try:
+            return super().seek(offset, whence)
+        except ValueError:
+            return self.tell()
 
 
 def is_headerless_pcm(path: str) -> bool:
@@ -66,17 +86,22 @@ def _soundfile_reads(source) -> bool:
 
 
 def _audio_kind(path: str, head: bytes, source) -> str:
-    """'container' (read by soundfile from `source`, the path or the file's bytes) or 'pcm'; AudioError
-    for a file that is neither. Files named as headerless PCM (the 2022 `idx_000000` names) are PCM
-    unless they carry a container's magic bytes."""
+    """'container' (read by soundfile from `source`, the path or the file's bytes), 'pcm' (a file named
+    as headerless PCM: the 2022 `idx_000000` names, .pcm, .raw) or 'unnamed pcm' (raw PCM under another
+    name, e.g. .wav, read with a warning); AudioError for a file that is none of these: text, or a
+    compressed format's name on bytes soundfile cannot read."""
     if head.startswith(_CONTAINER_MAGIC):
         return "container"
-    if not _named_headerless(path) and _soundfile_reads(source):  # e.g. an MP3 without an ID3 tag
+    headerless_name = _named_headerless(path)
+    if not headerless_name and _soundfile_reads(source):  # e.g. an MP3 without an ID3 tag
         return "container"
     if _looks_like_text(head):
         raise AudioError(f"{path}: looks like text, not audio (no audio container soundfile reads, "
                          "and not raw PCM)")
-    return "pcm"
+    if path.lower().endswith(COMPRESSED_SUFFIXES):
+        raise AudioError(f"{path}: named {os.path.splitext(path)[1]} but soundfile cannot read it (damaged, or a "
+                         f"format libsndfile {soundfile.__libsndfile_version__} lacks)")
+    return "pcm" if headerless_name else "unnamed pcm"
 
 
 def audio_duration(path: str) -> float:
@@ -85,12 +110,20 @@ def audio_duration(path: str) -> float:
         with open(path, "rb") as f:
             head = f.read(_HEAD_BYTES)
             size = os.fstat(f.fileno()).st_size
-        if _audio_kind(path, head, path) == "pcm":
+        if _audio_kind(path, head, path) != "container":
             return size // 2 / SAMPLE_RATE
         info = soundfile.info(path)
+        _check_header(path, info.samplerate, info.frames)
         return info.frames / info.samplerate
     except (OSError, RuntimeError, soundfile.LibsndfileError) as e:
         raise AudioError(f"{path}: cannot read audio header ({_cause(e)})") from e
+
+
+def _check_header(path: str, rate: int, frames: int) -> None:
+    if not _RATE_RANGE[0] <= rate <= _RATE_RANGE[1]:
+        raise AudioError(f"{path}: sample rate {rate} Hz in its header is outside {_RATE_RANGE[0]}-{_RATE_RANGE[1]} Hz")
+    if frames > _MAX_FILE_SECONDS * rate:
+        raise AudioError(f"{path}: its header claims {frames / rate:.0f} s of audio (over {_MAX_FILE_SECONDS:.0f} s)")
 
 
 def _cause(error: Exception) -> str:
@@ -186,26 +219,34 @@ def load_audio(path: str, sample_rate: int = SAMPLE_RATE, trim_db: float = 0.0) 
     if not data:
         raise AudioError(f"{path}: empty file")
 
-    if _audio_kind(path, data[:_HEAD_BYTES], io.BytesIO(data)) == "pcm":
+    kind = _audio_kind(path, data[:_HEAD_BYTES], _AudioBytes(data))
+    if kind != "container":
+        if kind == "unnamed pcm":
+            warnings.warn(f"{path}: no audio container soundfile reads; read as raw 16 kHz int16 PCM")
+        if len(data) < 2:
+            raise AudioError(f"{path}: no samples (1 byte)")
         if len(data) % 2:
             warnings.warn(f"{path}: odd byte count {len(data)} for int16 PCM; last byte ignored")
         samples = np.frombuffer(data, dtype="<i2", count=len(data) // 2).astype(np.float32) / 32768.0
         file_rate = SAMPLE_RATE  # the 2022 competitions define raw PCM as 16 kHz
     else:
         try:
-            samples, file_rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
-        except (RuntimeError, soundfile.LibsndfileError) as e:
-            raise AudioError(f"{path}: not a readable audio file ({e})") from e
+            with soundfile.SoundFile(_AudioBytes(data)) as f:
+                file_rate = f.samplerate
+                _check_header(path, file_rate, f.frames)
+                samples = f.read(dtype="float32", always_2d=True)
+        except (RuntimeError, soundfile.LibsndfileError, MemoryError) as e:
+            raise AudioError(f"{path}: not a readable audio file ({e or type(e).__name__})") from e
         samples = samples.mean(axis=1)  # mix stereo down
 
     if samples.size == 0:
         raise AudioError(f"{path}: no samples")
+    if not np.isfinite(samples).all():  # before resampling, which would spread them
+        raise AudioError(f"{path}: samples contain NaN or infinity")
     if file_rate != sample_rate:
         import librosa  # only needed for the rare resampled file
 
         samples = librosa.resample(samples, orig_sr=file_rate, target_sr=sample_rate, res_type="soxr_hq")
-    if not np.isfinite(samples).all():
-        raise AudioError(f"{path}: samples contain NaN or infinity")
     if trim_db > 0:
         samples = trim_silence(samples, trim_db)
     return np.ascontiguousarray(samples, dtype=np.float32)
