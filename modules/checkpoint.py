@@ -49,18 +49,25 @@ def write_checkpoint(folder: str, task: str, state: dict) -> None:
     os.makedirs(folder, exist_ok=True)
     blobs = {}
     payload = {"format": FORMAT, "task": task, "state": _externalise(state, blobs)}
-    hashes = {}
-    for digest, data in blobs.items():  # before model.pt, which refers to them
-        name = _write_blob(folder, digest, data)
-        hashes[name] = {"sha256": digest, "bytes": len(data)}
-    manifest = os.path.join(folder, MANIFEST_FILE)
+    manifest, model_path = os.path.join(folder, MANIFEST_FILE), os.path.join(folder, CHECKPOINT_FILE)
 
     def remove_old_manifest():
         if os.path.exists(manifest):
             os.remove(manifest)
 
-    model_path = os.path.join(folder, CHECKPOINT_FILE)
-    digest = save_file(payload, model_path, before_replace=remove_old_manifest)
+    hashes, new_blobs = {}, []
+    try:
+        for digest, data in blobs.items():  # before model.pt, which refers to them
+            existed = os.path.exists(os.path.join(folder, f"blob-{digest}"))
+            name = _write_blob(folder, digest, data)
+            hashes[name] = {"sha256": digest, "bytes": len(data)}
+            if not existed:
+                new_blobs.append(name)
+        digest = save_file(payload, model_path, before_replace=remove_old_manifest)
+    except CheckpointError:  # the old model.pt stays: the blobs only the new one needed go (a full disk)
+        for name in new_blobs:
+            os.remove(os.path.join(folder, name))
+        raise
     hashes[CHECKPOINT_FILE] = {"sha256": digest, "bytes": os.path.getsize(model_path)}
     _write_atomically(manifest, json.dumps({"files": hashes}, indent=1, sort_keys=True).encode("utf-8"))
 
@@ -238,6 +245,8 @@ def _write_blob(folder: str, digest: str, data: bytes) -> str:
     sources = _written_blobs.setdefault(digest, [])
     for source in reversed(sources):  # an earlier checkpoint's copy: link it, write nothing
         try:
+            if _file_sha256(source) != digest:  # damaged since: a link would copy the damage
+                continue
             os.link(source, tmp)
             break
         except OSError:  # gone (a replaced checkpoint), another file system, no hard links
