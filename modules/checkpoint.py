@@ -35,6 +35,7 @@ _BLOB_KEY = "__blob__"
 class CheckpointError(Exception):
     """A checkpoint that cannot be written or read back as written; the message names folder, file and cause."""
 
+
 _written_blobs = {}  # sha256 -> paths this process wrote it to, newest last (the sources of hard links)
 
 
