@@ -23,7 +23,7 @@ class _AudioFiles(torch.utils.data.Dataset):
     def __getitem__(self, i):
         try:
             wave = load_audio(self.paths[i], trim_db=self.trim_db)
-        except AudioError as e:
+        except AudioError as e:  # load_audio names the file, an I/O or permission error included
             warnings.warn(f"{e}; its transcript will be empty")
             return i, None
         if len(wave) < self.min_samples:  # too short for one STFT frame: pad with silence

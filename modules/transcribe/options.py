@@ -114,6 +114,10 @@ class Options(TrainingOptions):
                                                   "speaker, for the split")
     trim_silence: float = option(0.0, "trim leading/trailing audio TOP_DB below peak, in training and inference; "
                                       "0 = off", metavar="TOP_DB")
+    max_duration: float = option(40.0, "training skips utterances longer than this many seconds, naming them (0 = no "
+                                       "limit; inference transcribes every file whole); the competitions' segmented "
+                                       "utterances are far shorter, and one 10-minute file made an epoch's loss "
+                                       "jump from ~9 to 649", metavar="SECONDS")
     feature_cache: str = option("off", "on-disk feature cache: off, on (~/.cache/korean_asr_kit/features) or a folder")
     # Training (the loop's own options are in TrainingOptions).
     sortagrad: bool = option(False, "first epoch from shortest to longest utterance")

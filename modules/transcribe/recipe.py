@@ -50,7 +50,8 @@ def build(options: Options, dataset_path: str, device: torch.device, loaded_stat
     # A forked session keeps its checkpoint's text settings, units and split.
     text_config = loaded.text_config if loaded else TextConfig(
         keep_spaces=not options.no_spaces, dual=options.dual, punctuation=options.punctuation)
-    utterances = read_training_set(dataset_path, text_config, options.label_map, options.speaker_pattern)
+    utterances = read_training_set(dataset_path, text_config, options.label_map, options.speaker_pattern,
+                                   max_seconds=options.max_duration)
     if resume and resume.get("valid_files"):
         train_utts, valid_utts = split_by_names(utterances, resume["valid_files"])
     else:
