@@ -24,9 +24,20 @@ STORE = '.store'
 
 def checkpoint_name(checkpoint):
     """str(checkpoint); None means the current time, like NSML."""
-    name = time.strftime('%Y%m%d-%H%M%S') if checkpoint is None else str(checkpoint)
+    return valid_name(time.strftime('%Y%m%d-%H%M%S') if checkpoint is None else checkpoint)
+
+
+def valid_name(name):
+    """A checkpoint name that stays one entry of its session's checkpoints/ folder.
+
+    Checked by every command that takes a name (save, load, model rm/pull, fork,
+    submit): 'best/../../../2/checkpoints/1' once deleted another session's
+    checkpoint, and an absolute name would join to a path outside HOME.
+    """
+    name = str(name)
     if not name or name.startswith('.') or '/' in name or '\\' in name or '\0' in name:
-        raise NSMLError('invalid checkpoint name %r: it must be a plain file name' % name)
+        raise NSMLError('invalid checkpoint name %r: it must be a plain file name (no path separators, '
+                        'no leading dot)' % name)
     return name
 
 
@@ -106,8 +117,11 @@ def latest(session_dir):
 
 def locate(session_dir, session_name, name):
     """The model folder of checkpoint `name`, or an error saying what exists."""
-    path = os.path.join(_root(session_dir), str(name), 'model')
-    if str(name) and not str(name).startswith('.') and os.path.isdir(path):
+    name = valid_name(name)
+    path = os.path.join(_root(session_dir), name, 'model')
+    store = os.path.realpath(os.path.join(_root(session_dir), STORE))
+    # The name is one path component; the link it names must also point into this session's store.
+    if os.path.isdir(path) and os.path.realpath(path).startswith(store + os.sep):
         return os.path.realpath(path)
     existing = names(session_dir)
     raise NSMLError("session %s has no checkpoint '%s'; it has: %s"
@@ -116,7 +130,7 @@ def locate(session_dir, session_name, name):
 
 def remove(session_dir, session_name, name):
     model = locate(session_dir, session_name, name)
-    link = os.path.join(_root(session_dir), str(name))
+    link = os.path.join(_root(session_dir), valid_name(name))
     os.unlink(link)
     shutil.rmtree(os.path.dirname(model), ignore_errors=True)
 

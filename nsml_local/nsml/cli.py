@@ -277,6 +277,7 @@ def cmd_model_ls(args):
 
 def cmd_model_pull(args):
     session = sessions.resolve(args.session)
+    checkpoints.valid_name(args.checkpoint)  # before it becomes part of a folder name
     destination = os.path.join(args.path, '%s_%s' % (session.name.replace('/', '_'), args.checkpoint))
     if os.path.exists(destination):
         raise NSMLError('%s already exists' % destination)

@@ -31,10 +31,9 @@ def push(name, path):
         raise NSMLError("dataset path '%s' does not exist or is not a folder" % path)
     if safe_name(name) != name:
         raise NSMLError("dataset name '%s' may only use letters, digits, '.', '_' and '-'" % name)
-    entries = registry()
-    entries[name] = os.path.abspath(path)
-    storage.write_json(_registry_path(), entries)
-    return entries[name]
+    path = os.path.abspath(path)
+    storage.update_json(_registry_path(), storage.lock_path('datasets'), lambda entries: entries.update({name: path}))
+    return path
 
 
 def resolve(argument):

@@ -171,10 +171,8 @@ class Context:
         """Tell the supervising CLI something (bound, saving, failure, result)."""
         if not self.launched:
             return
-        path = os.path.join(self.session_dir, 'runtime.json')
-        state = storage.read_json(path, {})
-        state.update(facts)
-        storage.write_json(path, state)
+        storage.update_json(os.path.join(self.session_dir, 'runtime.json'),
+                            os.path.join(self.session_dir, '.lock'), lambda state: state.update(facts))
 
 
 _context = None

@@ -262,9 +262,13 @@ def refresh(session):
     meta = session.meta()
     if meta.get('status') not in ('running', 'preparing'):
         return meta
-    if storage.pid_alive(meta.get('supervisor_pid')) or storage.pid_alive(meta.get('pid')):
-        return meta
-    if meta.get('status') == 'preparing' and time.time() - meta.get('created', 0) < 60:
-        return meta
-    return session.update(status='failed', reason='its process ended without recording a status',
-                          ended=time.time())
+    with session.lock():  # decide on what is on disk now, not on what a racing finish() replaced
+        meta = session.meta()
+        if meta.get('status') not in ('running', 'preparing'):
+            return meta
+        if storage.pid_alive(meta.get('supervisor_pid')) or storage.pid_alive(meta.get('pid')):
+            return meta
+        if meta.get('status') == 'preparing' and time.time() - meta.get('created', 0) < 60:
+            return meta
+        return session.update(status='failed', reason='its process ended without recording a status',
+                              ended=time.time())

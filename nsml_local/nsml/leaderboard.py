@@ -19,7 +19,8 @@ def _path(dataset):
 
 
 def append(dataset, entry):
-    storage.append_jsonl(_path(dataset), entry)
+    with storage.locked(storage.lock_path('board-' + dataset)):
+        storage.append_jsonl(_path(dataset), entry)
 
 
 def entries(dataset):
