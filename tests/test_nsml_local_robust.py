@@ -49,7 +49,8 @@ def fails(result, reason):
 
 
 def checkpoint_names(home, session):
-    return [c['name'] for c in json.loads(nsml(home, 'model', 'ls', '-j', session).stdout)]
+    listed = nsml(home, 'model', 'ls', '-j', session)
+    return [c['name'] for c in json.loads(listed.stdout)] if listed.returncode == 0 else []
 
 
 def session_meta(home, session):
@@ -149,3 +150,156 @@ def test_locks_are_reentrant_within_a_thread_and_exclusive_across_threads(tmp_pa
             order.append('holder')
     other.join(timeout=5)
     assert order == ['holder', 'other']
+
+
+# -- item 10: live direct sessions are protected; datasets are their folders ----
+
+def test_rm_refuses_a_direct_session_whose_process_lives(w, tmp_path):
+    home = tmp_path / 'home'
+    # Epoch 0's checkpoints, then a 60 s sleep.
+    env = kit.cli_env(home, FIXTURE_FAULT='slow_train', NSML_LOCAL_DATASET_PATH=w['data'])
+    training = subprocess.Popen([sys.executable, 'main.py'], cwd=w['code'], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and 'best' not in checkpoint_names(home, 't1-cmd/direct'):
+            time.sleep(0.2)
+        fails(nsml(home, 'rm', 't1-cmd/direct'), 'is in use by a direct run (pid %d)' % training.pid)
+        assert checkpoint_names(home, 't1-cmd/direct') == ['0', 'best']
+    finally:
+        training.kill()
+        training.wait()
+    assert nsml(home, 'rm', 't1-cmd/direct').returncode == 0
+
+
+def _with_other_references(root):
+    """The same test audio, other transcripts: a different test set in a folder of the same name."""
+    with open(os.path.join(root, 'test', 'test_label'), 'w', encoding='utf-8') as f:
+        f.write('filename,text\n')
+        for j in range(len(kit.TEST_ITEMS)):
+            f.write('test_%06d,전혀 다른 문장\n' % j)
+    return root
+
+
+def test_two_datasets_with_one_folder_name_keep_their_own_sessions_and_boards(w, tmp_path):
+    home = tmp_path / 'home'
+    first = kit.make_2022(str(tmp_path / 'a' / 't1-cmd'))
+    second = _with_other_references(kit.make_2022(str(tmp_path / 'b' / 't1-cmd')))
+    names = []
+    for folder in (first, second):
+        run = nsml(home, 'run', '-d', folder, cwd=w['code'])
+        assert run.returncode == 0, run
+        names.append(run.stdout.splitlines()[0].split()[1])
+        assert nsml(home, 'submit', names[-1], 'best').returncode == 0
+    assert names[0] == 'local/t1-cmd/1'
+    assert names[1].startswith('local/t1-cmd-') and names[1].endswith('/1')
+    board = nsml(home, 'dataset', 'board', 't1-cmd').stdout
+    assert names[0] in board and names[1] not in board
+    assert names[1] in nsml(home, 'dataset', 'board', second).stdout
+
+
+def test_a_board_ranks_only_scores_on_the_test_set_its_name_stands_for_now(w, tmp_path):
+    home = tmp_path / 'home'
+    first = kit.make_2022(str(tmp_path / 'a' / 'set'))
+    second = _with_other_references(kit.make_2022(str(tmp_path / 'b' / 'set')))
+    for folder in (first, second):
+        assert nsml(home, 'dataset', 'push', 'speech', folder).returncode == 0
+        run = nsml(home, 'run', '-d', 'speech', cwd=w['code'])
+        assert run.returncode == 0, run
+        assert nsml(home, 'submit', run.stdout.splitlines()[0].split()[1], 'best').returncode == 0
+    board = nsml(home, 'dataset', 'board', 'speech').stdout.splitlines()
+    assert [l.split()[1] for l in board[2:-1]] == ['local/speech/3']  # 2 was the first submit
+    assert board[-1].startswith('1 submit on another test set named speech')
+
+
+# -- item 11: nothing downstream of `nsml run` can stall or orphan the entry ----
+
+CHATTY_ENTRY = '''import argparse, os, time
+import nsml
+parser = argparse.ArgumentParser()
+parser.add_argument('--mode', default='train')
+parser.add_argument('--iteration', default='0')
+parser.add_argument('--pause', type=int, default=0)
+parser.add_argument('--lines', type=int, default=0)
+parser.add_argument('--sleep', type=float, default=0)
+config = parser.parse_args()
+nsml.bind(save=lambda folder, **kw: open(os.path.join(folder, 'model'), 'w').write('x'),
+          load=lambda folder, **kw: None, infer=lambda path, **kw: [])
+with open('pid', 'w') as f:
+    f.write(str(os.getpid()))
+time.sleep(config.sleep)
+for i in range(config.lines):
+    print('line %06d %s' % (i, 'x' * 60))
+nsml.save('best')
+print('END OF TRAINING')
+'''
+
+
+@pytest.fixture(scope='module')
+def chatty(w, tmp_path_factory):
+    code = tmp_path_factory.mktemp('chatty')
+    (code / 'main.py').write_text(CHATTY_ENTRY)
+    return str(code)
+
+
+def newest_session_dir(home):
+    name = nsml(home, 'ps', '-a', '-q', '-n', '1').stdout.strip()
+    return name, os.path.join(str(home), 'sessions', *name.split('/'))
+
+
+def test_a_reader_that_leaves_does_not_stall_training(w, chatty, tmp_path):
+    home = tmp_path / 'home'
+    command = '%s -m nsml run -d %s -a "--lines 30000" | head -1' % (sys.executable, w['data'])  # ~2 MB of output
+    pipeline = subprocess.Popen(['bash', '-c', command], cwd=chatty, env=kit.cli_env(home), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, universal_newlines=True, start_new_session=True)
+    try:
+        out, _ = pipeline.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(pipeline.pid, signal.SIGKILL)
+        raise
+    assert out == 'Session local/t1-cmd/1 started\n'
+    name, folder = newest_session_dir(home)
+    deadline = time.time() + 30
+    while time.time() < deadline and session_meta(home, name).get('status') == 'running':
+        time.sleep(0.2)
+    assert session_meta(home, name)['status'] == 'done'
+    log = open(os.path.join(folder, 'log.txt')).read()
+    assert 'line 029999' in log and log.rstrip().endswith('END OF TRAINING')
+
+
+def test_sigterm_to_a_foreground_run_stops_its_entry_and_marks_it_stopped(w, chatty, tmp_path):
+    home = tmp_path / 'home'
+    run = subprocess.Popen([sys.executable, '-m', 'nsml', 'run', '-d', w['data'], '-a', '--sleep 60'], cwd=chatty,
+                           env=kit.cli_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True)
+    pid_file = os.path.join(str(home), 'sessions', 'local', 't1-cmd', '1', 'work', 'pid')
+    deadline = time.time() + 30
+    while time.time() < deadline and not (os.path.exists(pid_file) and open(pid_file).read()):
+        time.sleep(0.1)
+    entry_pid = int(open(pid_file).read())
+    run.send_signal(signal.SIGTERM)
+    _, err = run.communicate(timeout=30)
+    assert run.returncode != 0
+    assert err.strip().splitlines()[-1] == 'nsml: error: local/t1-cmd/1 stopped: stopped by SIGTERM'
+    assert not storage.pid_alive(entry_pid)
+    meta = session_meta(home, 'local/t1-cmd/1')
+    assert (meta['status'], meta['reason']) == ('stopped', 'stopped by SIGTERM')
+
+
+def test_stores_of_killed_saves_are_removed_when_the_session_ends(w):
+    result = nsml(w['home'], 'run', '-d', 't1-cmd', cwd=w['code'], FIXTURE_FAULT='die_mid_save')
+    assert 'while saving checkpoint' in result.last_stderr_line, result
+    name = result.stdout.splitlines()[0].split()[1]
+    root = os.path.join(str(w['home']), 'sessions', *name.split('/'), 'checkpoints')
+    assert len(os.listdir(os.path.join(root, '.store'))) == len(checkpoint_names(w['home'], name)) == 3
+
+
+def test_stores_of_killed_direct_saves_are_removed_when_the_next_direct_run_starts(w, tmp_path):
+    home = tmp_path / 'home'
+    store = home / 'sessions' / 'local' / 't1-cmd' / 'direct' / 'checkpoints' / '.store'
+    (store / 'best.999999999.abc123' / 'model').mkdir(parents=True)  # a pid above pid_max: long dead
+    done = subprocess.run([sys.executable, '-c', 'import nsml; nsml.report(step=1, loss=1.0)'],
+                          env=kit.cli_env(home, NSML_LOCAL_DATASET_PATH=w['data']), timeout=60,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert done.returncode == 0, done.stderr
+    assert os.listdir(store) == []

@@ -9,7 +9,8 @@ Layout inside a session folder:
 A save writes a fresh store folder, then swaps the symlink with os.replace,
 which is atomic: a process killed at any point leaves either the old
 checkpoint or the new one, never half of one. Store folders no symlink points
-to (left by killed saves) are swept on later saves.
+to (left by killed saves) are swept on later saves, when the session ends and
+when a direct run starts (see sweep).
 """
 import os
 import shutil
@@ -69,24 +70,39 @@ def save(session_dir, name, write, info):
     os.replace(tmp_link, link)  # the atomic step
     if previous and previous != os.path.realpath(link):
         shutil.rmtree(previous, ignore_errors=True)
-    _sweep(root)
+    sweep(session_dir)
     return info
 
 
-def _sweep(root):
-    """Remove store folders of dead processes that no checkpoint points to."""
+def _writer_pid(entry):
+    """The pid in '<name>.<pid>.<random>' (a store) or '.link-<name>-<pid>' (a link being swapped)."""
+    try:
+        if entry.startswith('.link-'):
+            return int(entry.rsplit('-', 1)[1])
+        return int(entry.rsplit('.', 2)[-2])
+    except (IndexError, ValueError):
+        return None
+
+
+def sweep(session_dir):
+    """Remove what saves of dead processes left: store folders no checkpoint points to
+    (a model's worth each) and half-swapped links. Run after each save, when a
+    session ends and when a direct run starts."""
+    root = _root(session_dir)
     store = os.path.join(root, STORE)
+    if not os.path.isdir(store):
+        return
     used = {os.path.realpath(os.path.join(root, n)) for n in os.listdir(root) if not n.startswith('.')}
-    for entry in os.listdir(store):
-        path = os.path.join(store, entry)
-        if os.path.realpath(path) in used:
-            continue
-        try:
-            pid = int(entry.rsplit('.', 2)[-2])
-        except (IndexError, ValueError):
-            pid = None
+    leftovers = [os.path.join(store, e) for e in os.listdir(store)
+                 if os.path.realpath(os.path.join(store, e)) not in used]
+    leftovers += [os.path.join(root, e) for e in os.listdir(root) if e.startswith('.link-')]
+    for path in leftovers:
+        pid = _writer_pid(os.path.basename(path))
         if pid != os.getpid() and not storage.pid_alive(pid):
-            shutil.rmtree(path, ignore_errors=True)
+            if os.path.islink(path) or not os.path.isdir(path):
+                os.unlink(path)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def listing(session_dir):

@@ -159,13 +159,22 @@ class Context:
         self._announced = True
         print('nsml (local, direct run): dataset %s (%s); checkpoints and reports of session %s in %s'
               % (self.dataset_path, self.dataset_source, self.session, self.session_dir), file=sys.stderr)
-        meta_path = os.path.join(self.session_dir, 'session.json')
-        if not os.path.exists(meta_path):
-            storage.write_json(meta_path, {
-                'name': self.session, 'kind': 'direct', 'status': 'direct',
-                'dataset': self.dataset_name, 'dataset_path': self.dataset_path,
-                'created': self.started, 'args': '', 'entry': os.path.basename(sys.argv[0] or ''),
-            })
+        fresh = {'name': self.session, 'kind': 'direct', 'status': 'direct',
+                 'dataset': self.dataset_name, 'dataset_path': self.dataset_path,
+                 'created': self.started, 'args': '', 'entry': os.path.basename(sys.argv[0] or '')}
+
+        def register(meta):
+            # Several direct processes (training, then --mode test) share this session; each one
+            # alive is listed so `nsml rm` cannot delete the checkpoints it is writing.
+            for key, value in fresh.items():
+                meta.setdefault(key, value)
+            meta['processes'] = [p for p in meta.get('processes', []) if storage.same_process_alive(*p)]
+            meta['processes'].append([os.getpid(), storage.process_start(os.getpid())])
+
+        storage.update_json(os.path.join(self.session_dir, 'session.json'),
+                            os.path.join(self.session_dir, '.lock'), register)
+        from . import checkpoints
+        checkpoints.sweep(self.session_dir)  # stores left by direct runs killed mid-save
 
     def record(self, **facts):
         """Tell the supervising CLI something (bound, saving, failure, result)."""

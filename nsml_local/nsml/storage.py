@@ -152,6 +152,13 @@ def process_start(pid):
         return None
 
 
+def same_process_alive(pid, start=None):
+    """Is `pid` alive and, when its start time was recorded, still the process that recorded it?"""
+    if not pid_alive(pid):
+        return False
+    return start is None or process_start(pid) in (None, start)
+
+
 def pid_alive(pid):
     if not pid:
         return False

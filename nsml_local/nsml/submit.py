@@ -78,7 +78,7 @@ def run(ctx, infer, model_session, checkpoint, load_finished):
         scores = {'cer': cer, 'crr': scoring.crr(cer) if protocol == '2019' else None}
 
     entry = {'time': time.time(), 'session': ctx.session, 'model_session': model_session,
-             'checkpoint': checkpoint, 'protocol': protocol, **scores,
+             'checkpoint': checkpoint, 'protocol': protocol, 'dataset_id': datasets.identity(source), **scores,
              'items': len(items), 'total_items': len(all_items), 'test': ctx.small_test,
              'seconds': round(elapsed, 3)}
     ctx.record(result=entry)
