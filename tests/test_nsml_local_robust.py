@@ -303,3 +303,60 @@ def test_stores_of_killed_direct_saves_are_removed_when_the_next_direct_run_star
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert done.returncode == 0, done.stderr
     assert os.listdir(store) == []
+
+
+# -- item 12: the scorer reads labels as the kit does ---------------------------
+
+def write_bytes(path, data):
+    with open(path, 'wb') as f:
+        f.write(data)
+    return str(path)
+
+
+def test_labels_in_cp949_or_with_a_bom_are_read(tmp_path):
+    text = 'filename,text\ntest_000000,안녕하세요\n'
+    for encoding in ('utf-8', 'utf-8-sig', 'cp949'):
+        path = write_bytes(tmp_path / encoding, text.encode(encoding))
+        assert scoring.read_labels(path) == {'test_000000': '안녕하세요'}
+
+
+def test_only_the_filename_and_text_columns_are_read(tmp_path):
+    path = write_bytes(tmp_path / 'label', 'speaker,text,filename,x\nspk0,불 꺼줘,test_000003,1.5\n'.encode())
+    assert scoring.read_labels(path) == {'test_000003': '불 꺼줘'}
+    headerless = write_bytes(tmp_path / 'label2019', 'test_001.wav,불 꺼줘\n'.encode())
+    assert scoring.read_labels(headerless) == {'test_001.wav': '불 꺼줘'}
+
+
+def test_label_rows_that_do_not_parse_are_named_with_file_and_line(tmp_path):
+    short = write_bytes(tmp_path / 'short', b'filename,text\na,1\nb\n')
+    with pytest.raises(NSMLError, match=r'label file .*short, line 3: .b. has no text column'):
+        scoring.read_labels(short)
+    huge = write_bytes(tmp_path / 'huge', b'filename,text\na,1\nb,"' + b'x' * 200000 + b'"\n')
+    with pytest.raises(NSMLError, match=r'label file .*huge, line 3: field larger than field limit'):
+        scoring.read_labels(huge)
+    binary = write_bytes(tmp_path / 'binary', b'filename,text\n\xff\xfe\xff,x\n')
+    with pytest.raises(NSMLError, match='binary is neither UTF-8 nor cp949'):
+        scoring.read_labels(binary)
+
+
+def test_submit_scores_a_cp949_test_set_with_extra_columns_and_a_cp949_file_name(w, tmp_path):
+    """One test file named in cp949 bytes, test_label in cp949 with a speaker column: the same
+    predictions score exactly as on the plain UTF-8 copy of the test set."""
+    plain = nsml(w['home'], 'submit', FIRST, 'best')
+    assert plain.returncode == 0, plain
+    root = kit.make_2022(str(tmp_path / 'korean'))
+    test_data = os.path.join(root, 'test', 'test_data')
+    korean_name = '시험_000000'
+    os.rename(os.path.join(test_data, 'test_000000'), os.path.join(test_data, os.fsdecode(korean_name.encode('cp949'))))
+    lines = ['filename,text,speaker']
+    for j, (_, _, text) in enumerate(kit.TEST_ITEMS):
+        lines.append('%s,%s,spk%d' % (korean_name if j == 0 else 'test_%06d' % j, text, j % 3))
+    write_bytes(os.path.join(root, 'test', 'test_label'), ('\n'.join(lines) + '\n').encode('cp949'))
+    home = tmp_path / 'home'
+    run = nsml(home, 'run', '-d', root, cwd=w['code'])
+    assert run.returncode == 0, run
+    submit = nsml(home, 'submit', 'local/korean/1', 'best')
+    assert submit.returncode == 0, submit
+    assert submit.last_stdout_line == plain.last_stdout_line
+    prediction = open(os.path.join(str(home), 'sessions', 'local', 'korean', '2', 'prediction.txt'), 'rb').read()
+    assert korean_name.encode('cp949') + b',' in prediction  # the name as it is on disk

@@ -20,6 +20,7 @@ import os
 from . import storage
 from .environment import USER, safe_name
 from .errors import NSMLError
+from .scoring import read_text  # UTF-8 or cp949, as for the label files
 
 PROTOCOLS = ('owner', '2019', '2022')
 
@@ -124,8 +125,7 @@ def protocol(root):
 
 
 def read_test_list(path):
-    with open(path, encoding='utf-8') as f:
-        return [line.strip().split(',')[0] for line in f if line.strip()]
+    return [line.strip().split(',')[0] for line in read_text(path)[0].splitlines() if line.strip()]
 
 
 def test_items(root):

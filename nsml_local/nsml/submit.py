@@ -24,6 +24,9 @@ from contextlib import contextmanager
 from . import datasets, leaderboard, scoring
 from .errors import NSMLError
 
+# A test file named in cp949 bytes is listed with surrogate escapes; writing it back
+# with this handler restores its bytes instead of raising UnicodeEncodeError.
+NAME_BYTES = 'surrogateescape'
 SMALL_TEST_MIN_ITEMS = 10      # `nsml submit -t`: 10 items or 10%, whichever is larger
 SMALL_TEST_FRACTION = 0.10
 
@@ -200,7 +203,7 @@ def validate_records(records, items):
 def feed_2022(infer, data_dir, items, prediction_file):
     records = _call_infer(infer, data_dir)
     hypotheses = validate_records(records, items)
-    with open(prediction_file, 'w', encoding='utf-8') as f:
+    with open(prediction_file, 'w', encoding='utf-8', errors=NAME_BYTES) as f:
         f.write('filename,text\n')
         for name in items:
             f.write('%s,%s\n' % (name, hypotheses[name]))
@@ -209,7 +212,7 @@ def feed_2022(infer, data_dir, items, prediction_file):
 
 def feed_2019(infer, data_dir, items, prediction_file):
     hypotheses = {}
-    with open(prediction_file, 'w', encoding='utf-8') as f:
+    with open(prediction_file, 'w', encoding='utf-8', errors=NAME_BYTES) as f:
         for name in items:
             wav_path = os.path.join(data_dir, name)
             prediction = _call_infer(infer, wav_path)
@@ -270,8 +273,9 @@ def score_builtin(source, items, hypotheses):
 def _subset_labels(label_file, items, destination):
     """The label lines of the chosen items (first CSV column = file name or stem)."""
     keep = set(items) | {os.path.splitext(i)[0] for i in items}
-    with open(label_file, encoding='utf-8') as f, open(destination, 'w', encoding='utf-8') as out:
-        for number, line in enumerate(f):
+    text, encoding = scoring.read_text(label_file)
+    with open(destination, 'w', encoding=encoding, newline='') as out:  # the owner's script reads it as it was
+        for number, line in enumerate(text.splitlines(keepends=True)):
             first = line.split(',', 1)[0].strip()
             if (number == 0 and first == 'filename') or first in keep:
                 out.write(line)
