@@ -273,10 +273,14 @@ def score_builtin(source, items, hypotheses):
 def _subset_labels(label_file, items, destination):
     """The label lines of the chosen items (first CSV column = file name or stem)."""
     keep = set(items) | {os.path.splitext(i)[0] for i in items}
-    text, encoding = scoring.read_text(label_file)
-    with open(destination, 'w', encoding=encoding, newline='') as out:  # the owner's script reads it as it was
-        for number, line in enumerate(text.splitlines(keepends=True)):
-            first = line.split(',', 1)[0].strip()
+    _, encoding = scoring.read_text(label_file)
+    with open(label_file, 'rb') as f:
+        lines = f.read().splitlines(keepends=True)
+    # The chosen lines are copied as bytes: the owner's script reads the subset in the encoding
+    # (and with the BOM, or none) of the original. No cp949 or UTF-8 character holds a b'\n'.
+    with open(destination, 'wb') as out:
+        for number, line in enumerate(lines):
+            first = line.decode(encoding).split(',', 1)[0].strip()
             if (number == 0 and first == 'filename') or first in keep:
                 out.write(line)
     return destination
