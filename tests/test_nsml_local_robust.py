@@ -360,3 +360,103 @@ def test_submit_scores_a_cp949_test_set_with_extra_columns_and_a_cp949_file_name
     assert submit.last_stdout_line == plain.last_stdout_line
     prediction = open(os.path.join(str(home), 'sessions', 'local', 'korean', '2', 'prediction.txt'), 'rb').read()
     assert korean_name.encode('cp949') + b',' in prediction  # the name as it is on disk
+
+
+# -- item 13: NSML as participants meet it --------------------------------------
+
+# Shaped like the 2019 dataset owner's scoring: each predicted path is keyed by
+# cutting it at its first dot, which assumes DATASET_PATH (/data/<dataset>) has none;
+# it returns the CRR percentage and declares no METRIC.
+OWNER_EVALUATION_2019 = """import os
+
+
+def _distance(a, b):
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        previous, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (x != y))
+    return row[-1]
+
+
+def evaluation_metrics(prediction_file, test_label_path):
+    refs = {}
+    with open(test_label_path, encoding='utf-8') as f:
+        for line in list(f)[1:]:
+            name, text = line.rstrip('\\n').split(',', 1)
+            refs[name.split('.')[0]] = text.replace(' ', '')
+    errors = length = 0
+    with open(prediction_file, encoding='utf-8') as f:
+        for line in f:
+            path, hyp = line.rstrip('\\n').split(',', 1)
+            key = os.path.basename(path.split('.')[0])
+            errors += _distance(hyp.replace(' ', ''), refs[key])
+            length += len(refs[key])
+    return (1 - errors / length) * 100   # CRR
+"""
+
+
+@pytest.fixture(scope='module')
+def owner2019(tmp_path_factory):
+    """A 2019 dataset with owner-shaped scripts, a home under a dotted folder like ~/.nsml_local,
+    and one trained session."""
+    tmp = tmp_path_factory.mktemp('owner2019')
+    home = tmp / '.nsml_local'
+    code = str(tmp / 'code')
+    os.makedirs(code)
+    data = kit.make_2019(str(tmp / 'sr-hack-2019-dataset'), os.path.join(code, 'hackathon.labels'))
+    kit.add_owner_scripts(data)
+    with open(os.path.join(data, 'evaluation.py'), 'w') as f:
+        f.write(OWNER_EVALUATION_2019)
+    kit.make_code(code, 'baseline2019_main.py')
+    run = nsml(home, 'run', '-d', data, '-a', '--max_epochs 1', cwd=code)
+    assert run.returncode == 0, run
+    return {'home': home, 'data': data, 'code': code, 'session': 'local/sr-hack-2019-dataset/1'}
+
+
+def test_submit_stages_test_data_on_a_path_without_dots(owner2019):
+    submit = nsml(owner2019['home'], 'submit', owner2019['session'], 'best')
+    assert submit.returncode == 0, submit
+    lines = submit.stdout.splitlines()
+    assert lines[-1] == 'CER: %.6f' % (4 / 71)  # the score the kit's own 2019 scorer gives
+    assert lines[-2] == 'CRR: %.4f' % ((1 - 4 / 71) * 100)
+    meta = session_meta(owner2019['home'], 'local/sr-hack-2019-dataset/2')
+    staging = meta['env']['NSML_LOCAL_DATASET_PATH']
+    assert '.' not in staging and os.path.basename(staging) == 'sr-hack-2019-dataset'
+    assert not os.path.exists(staging)  # removed when the submit ended
+
+
+def test_a_2019_owner_script_that_returns_crr_is_ranked_by_crr(owner2019):
+    assert nsml(owner2019['home'], 'submit', owner2019['session'], 'best').returncode == 0
+    board = nsml(owner2019['home'], 'dataset', 'board', 'sr-hack-2019-dataset').stdout.splitlines()
+    assert board[1].split()[:5] == ['Rank', 'Session', 'Checkpoint', 'CRR', 'CER']
+    assert board[2].split()[3:5] == ['%.2f' % ((1 - 4 / 71) * 100), '%.4f' % (4 / 71)]
+
+
+def test_a_failing_owner_script_is_blamed_on_the_dataset_not_on_main_py(owner2019, tmp_path):
+    data = str(tmp_path / 'broken')
+    import shutil
+    shutil.copytree(owner2019['data'], data)
+    with open(os.path.join(data, 'evaluation.py'), 'a') as f:
+        f.write('\n\ndef evaluation_metrics(prediction_file, test_label_path):\n    return {}["rev"]\n')
+    home = tmp_path / 'home'
+    assert nsml(home, 'run', '-d', data, '-a', '--max_epochs 1', cwd=owner2019['code']).returncode == 0
+    fails(nsml(home, 'submit', 'broken/1', 'best'),
+          "submit failed: the dataset owner's evaluation.py raised KeyError: 'rev' (the dataset's scoring failed, "
+          'not the submitted code)')
+
+
+def test_nsml_local_as_nsml_makes_is_on_nsml_true(tmp_path):
+    program = 'import nsml, nsml.constants; print(nsml.IS_ON_NSML, nsml.constants.IS_ON_NSML)'
+    for value, expected in (('1', 'True True'), ('', 'False False')):
+        done = subprocess.run([sys.executable, '-c', program], env=kit.cli_env(tmp_path, NSML_LOCAL_AS_NSML=value),
+                              stdout=subprocess.PIPE, universal_newlines=True, timeout=60)
+        assert done.stdout.strip() == expected
+
+
+def test_ps_quotes_arguments_so_they_can_be_copied(w, chatty, tmp_path):
+    home = tmp_path / 'home'
+    run = nsml(home, 'run', '-d', w['data'], '-a', "--mode '' --lines 1", cwd=chatty)
+    assert run.returncode == 0, run
+    row = nsml(home, 'ps', '-a').stdout.splitlines()[1]
+    assert " --mode '' --lines 1 " in row

@@ -14,6 +14,7 @@ Every failure ends with one line `nsml: error: <reason>` and exit status 1.
 import argparse
 import json
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -201,7 +202,7 @@ def cmd_ps(args):
     rows = []
     for session, meta in found:
         argv = meta.get('argv') or []
-        rows.append([session.name, ago(meta.get('created')), ' '.join(argv[2:]) or '-',
+        rows.append([session.name, ago(meta.get('created')), ' '.join(shlex.quote(a) for a in argv[2:]) or '-',
                      meta.get('status', '?'), session_summary(session, meta) or '-', meta.get('memo') or ''])
     table(['Name', 'Created', 'Args', 'Status', 'Summary', 'Description'], rows)
     return 0
@@ -250,6 +251,7 @@ def cmd_rm(args):
         if live:  # a direct `python main.py` has no status to stop, but its checkpoints are being written
             raise NSMLError('session %s is in use by a direct run (pid %s); end that process first'
                             % (session.name, ', '.join(str(pid) for pid in live)))
+        launcher.remove_staging(meta)
         sessions.remove(session)
         print('Session %s removed' % session.name)
     return 0

@@ -40,6 +40,7 @@ LOAD_SESSION_ENV = 'NSML_LOCAL_LOAD_SESSION'  # session that checkpoint belongs 
 TEST_SOURCE_ENV = 'NSML_LOCAL_TEST_SOURCE'    # real dataset root, linked in after load
 SMALL_TEST_ENV = 'NSML_LOCAL_SMALL_TEST'      # 1 for `nsml submit -t`
 TIME_LIMIT_ENV = 'NSML_LOCAL_TIME_LIMIT'      # inference limit in seconds
+AS_NSML_ENV = 'NSML_LOCAL_AS_NSML'            # 1: nsml.IS_ON_NSML is True (set by the user)
 
 DEFAULT_TIME_LIMIT = 3600.0
 DEFAULT_DATASET_DIR = 'sample_dataset'

@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -91,8 +92,7 @@ def prepare(session, code_source, entry, user_args, kind, dataset_name, dataset_
     }
     if kind == 'submit':
         # The staging DATASET_PATH: empty until load returns (see submit.py).
-        staging = session.path('dataset')
-        os.makedirs(staging)
+        staging = make_staging(dataset_name)
         environment.update({
             env_names.DATASET_PATH_ENV: staging,
             env_names.TEST_SOURCE_ENV: dataset_path,
@@ -114,6 +114,46 @@ def prepare(session, code_source, entry, user_args, kind, dataset_name, dataset_
                    argv=build_argv(session, entry, user_args, kind, checkpoint),
                    env=environment, gpus=gpus, cpus=cpus, memory=memory, origin=origin,
                    checkpoint=checkpoint, small_test=bool(small_test), memo=memo or '')
+
+
+STAGING_ENV = 'NSML_LOCAL_STAGING'  # tests: where submit sessions stage their DATASET_PATH
+
+
+def make_staging(dataset_name):
+    """A fresh folder `<base>/<random>/<dataset>` to stage a submit's test data in, with no '.'
+    anywhere in its path.
+
+    On NSML, DATASET_PATH is /data/<dataset>, and the 2019 dataset owner's evaluation.py
+    cuts each predicted path at its first dot (key.split('.')[0]) to get the file's key.
+    Under ~/.nsml_local, or any folder with a dot, that cut lands in the folder names
+    (KeyError: 'rev') and the owner's scoring fails where NSML's succeeds. The base is
+    HOME/data when HOME has no dot, else a folder in the temporary directory.
+    """
+    bases = [os.environ.get(STAGING_ENV), os.path.join(storage.home(), 'data'),
+             os.path.join(tempfile.gettempdir(), 'nsml_local_data_%d' % os.getuid())]
+    base = next((b for b in bases if b and '.' not in os.path.abspath(b)), None)
+    if base is None:
+        raise NSMLError('no folder without a dot in its path to stage submit data in (tried %s); set %s to one'
+                        % (', '.join(b for b in bases if b), STAGING_ENV))
+    os.makedirs(base, exist_ok=True)
+    holder = tempfile.mkdtemp(prefix='submit_', dir=base)  # letters, digits and '_' only
+    staging = os.path.join(holder, dataset_name.replace('.', '_'))
+    os.mkdir(staging)
+    return staging
+
+
+def staging_of(meta):
+    """The staging DATASET_PATH of a submit session, or None."""
+    if meta.get('kind') != 'submit':
+        return None
+    return (meta.get('env') or {}).get(env_names.DATASET_PATH_ENV)
+
+
+def remove_staging(meta):
+    """Staged links live outside the session folder; remove them with the session or at its end."""
+    staging = staging_of(meta)
+    if staging and os.path.isdir(staging):
+        shutil.rmtree(os.path.dirname(staging), ignore_errors=True)
 
 
 def _child_env(meta):
@@ -275,10 +315,11 @@ def finish(session, returncode, stopped_by=None):
         last = _last_error_line(session)
         if last:
             reason += ': ' + last
-        staging = session.path('dataset')
-        if meta.get('kind') == 'submit' and staging in last:
+        staging = staging_of(meta)
+        if staging and staging in last:
             reason += ' (test data is only reachable inside infer during submit)'
     session.update(status=status, reason=reason, exit_code=returncode, ended=time.time())
+    remove_staging(meta)
     return status, reason
 
 

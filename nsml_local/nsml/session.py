@@ -8,7 +8,6 @@ A session is a folder HOME/sessions/local/<dataset>/<N>/ holding:
     reports.jsonl   one line per nsml.report call; summary.json the latest summary
     code/           the uploaded snapshot, never run in (fork and submit copy it)
     work/           a copy of code/ the entry file runs in
-    dataset/        submit only: the staging DATASET_PATH
     checkpoints/    see checkpoints.py
 
 The implicit session of direct runs is local/<dataset>/direct.

@@ -12,6 +12,7 @@ when the dataset's evaluation.py names another metric, e.g. `ACCURACY: 0.85`).
 import importlib.util
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -239,8 +240,37 @@ def _import_file(path, module_name):
         sys.path.remove(folder)
 
 
+@contextmanager
+def owners_fault(script):
+    """An error raised by the dataset owner's `script` is reported as theirs, not as the entry's
+    (it used to end the submit as "main.py exited with status 1")."""
+    try:
+        yield
+    except (InferenceTimeout, SystemExit, KeyboardInterrupt, NSMLError):
+        raise
+    except BaseException as error:
+        traceback.print_exc()
+        raise NSMLError("the dataset owner's %s raised %s: %s (the dataset's scoring failed, not the submitted "
+                        'code)' % (script, type(error).__name__, error)) from None
+
+
+def owner_metric(module, path):
+    """The name of the number the owner's evaluation.py returns: its METRIC attribute, else
+    'CRR' when the script speaks of CRR (the 2019 owner's script returns the CRR percentage
+    and declares nothing; its board ranked by CRR), else 'CER'."""
+    declared = str(getattr(module, 'METRIC', '') or '').strip()
+    if declared:
+        return declared
+    with open(path, encoding='utf-8', errors='replace') as f:
+        source = f.read()
+    if re.search(r'\bcrr\b', source, re.IGNORECASE) and not re.search(r'\bcer\b', source, re.IGNORECASE):
+        return 'CRR'
+    return 'CER'
+
+
 def feed_owner(scripts, infer, prediction_file):
-    loader = _import_file(os.path.join(scripts, 'data_loader.py'), 'nsml_dataset_data_loader')
+    with owners_fault('data_loader.py'):
+        loader = _import_file(os.path.join(scripts, 'data_loader.py'), 'nsml_dataset_data_loader')
     if not hasattr(loader, 'feed_infer'):
         raise NSMLError('%s/data_loader.py has no feed_infer(output_file, infer_func)' % scripts)
     try:
@@ -298,23 +328,30 @@ def score_owner(ctx, source, all_items, items, prediction_file):
     if len(items) < len(all_items):
         label_file = _subset_labels(label_file, items, os.path.join(ctx.session_dir, 'test_label.subset'))
     path = os.path.join(scripts, 'evaluation.py')
-    module = _import_file(path, 'nsml_dataset_evaluation')
-    if hasattr(module, 'evaluation_metrics'):
-        value = module.evaluation_metrics(prediction_file, label_file)
-    else:
-        done = subprocess.run([sys.executable, path, '--prediction', prediction_file,
-                               '--test_label_path', label_file],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
-        lines = [line for line in done.stdout.splitlines() if line.strip()]
-        value = lines[-1] if lines else ''
+    with owners_fault('evaluation.py'):
+        module = _import_file(path, 'nsml_dataset_evaluation')
+        if hasattr(module, 'evaluation_metrics'):
+            value = module.evaluation_metrics(prediction_file, label_file)
+        else:
+            done = subprocess.run([sys.executable, path, '--prediction', prediction_file,
+                                   '--test_label_path', label_file],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+            print(done.stdout, end='')
+            lines = [line for line in done.stdout.splitlines() if line.strip()]
+            value = lines[-1] if lines else ''
+            if done.returncode != 0:
+                raise NSMLError("the dataset owner's evaluation.py exited with status %d: %s (the dataset's "
+                                'scoring failed, not the submitted code)' % (done.returncode, value[:200]))
     try:
         value = float(value)
     except (TypeError, ValueError):
         raise NSMLError("the dataset's evaluation.py gave %.60r, not a number" % (value,)) from None
-    metric = str(getattr(module, 'METRIC', 'CER')).strip() or 'CER'
+    metric = owner_metric(module, path)
     if metric.upper() == 'CRR':
         return {'cer': 1.0 - value / 100.0, 'crr': value}
     if metric.upper() == 'CER':
-        return {'cer': value, 'crr': None}
+        # A 2019-layout dataset's board ranked by CRR, whichever of the two its script returns.
+        in_2019_layout = os.path.isfile(os.path.join(datasets.test_data_dir(source), 'test_list.csv'))
+        return {'cer': value, 'crr': scoring.crr(value) if in_2019_layout else None}
     return {'metric': metric, 'score': value, 'higher_is_better': bool(getattr(module, 'HIGHER_IS_BETTER', False)),
             'cer': None, 'crr': None}
