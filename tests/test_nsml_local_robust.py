@@ -364,10 +364,11 @@ def test_submit_scores_a_cp949_test_set_with_extra_columns_and_a_cp949_file_name
 
 # -- item 13: NSML as participants meet it --------------------------------------
 
-# Shaped like the 2019 dataset owner's scoring: each predicted path is keyed by
-# cutting it at its first dot, which assumes DATASET_PATH (/data/<dataset>) has none;
-# it returns the CRR percentage and declares no METRIC.
-OWNER_EVALUATION_2019 = """import os
+# Shaped like the 2019 dataset owner's evaluation.py (written anew here, not copied):
+# references are headerless "stem,text" lines; each predicted path is keyed by cutting
+# it at its first dot, which assumes DATASET_PATH (/data/<dataset>) has none;
+# evaluation_metrics returns CER and declares no METRIC; its command line prints CRR.
+OWNER_EVALUATION_2019 = """import argparse
 
 
 def _distance(a, b):
@@ -379,21 +380,34 @@ def _distance(a, b):
     return row[-1]
 
 
-def evaluation_metrics(prediction_file, test_label_path):
-    refs = {}
-    with open(test_label_path, encoding='utf-8') as f:
-        for line in list(f)[1:]:
-            name, text = line.rstrip('\\n').split(',', 1)
-            refs[name.split('.')[0]] = text.replace(' ', '')
+def evaluation_metrics(hyp_path, ref_path):
+    with open(ref_path, encoding='utf-8') as f:
+        refs = dict(line.strip().split(',') for line in f)
     errors = length = 0
-    with open(prediction_file, encoding='utf-8') as f:
+    with open(hyp_path, encoding='utf-8') as f:
         for line in f:
-            path, hyp = line.rstrip('\\n').split(',', 1)
-            key = os.path.basename(path.split('.')[0])
-            errors += _distance(hyp.replace(' ', ''), refs[key])
-            length += len(refs[key])
-    return (1 - errors / length) * 100   # CRR
+            key, hyp = line.strip().split(',')
+            key = key.split('.')[0].split('/')[-1]   # drops the extension, and assumes no other dot
+            ref = refs[key].replace(' ', '')
+            errors += _distance(hyp.replace(' ', ''), ref)
+            length += len(ref)
+    return errors / length
+
+
+if __name__ == '__main__':
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--prediction', default='pred.txt')
+    config = parser.parse_args()
+    print('%0.4f' % ((1.0 - evaluation_metrics(config.prediction, '/data/sr-hack-2019-dataset/test/test_label')) * 100))
 """
+
+
+def with_stem_references(root):
+    """test_label as in the 2019 data: no header, 'test_000,text' (stems, not file names)."""
+    with open(os.path.join(root, 'test', 'test_label'), 'w', encoding='utf-8') as f:
+        for j, (_, _, text) in enumerate(kit.TEST_ITEMS):
+            f.write('test_%03d,%s\n' % (j, text))
+    return root
 
 
 @pytest.fixture(scope='module')
@@ -408,6 +422,7 @@ def owner2019(tmp_path_factory):
     kit.add_owner_scripts(data)
     with open(os.path.join(data, 'evaluation.py'), 'w') as f:
         f.write(OWNER_EVALUATION_2019)
+    with_stem_references(data)
     kit.make_code(code, 'baseline2019_main.py')
     run = nsml(home, 'run', '-d', data, '-a', '--max_epochs 1', cwd=code)
     assert run.returncode == 0, run
@@ -426,7 +441,7 @@ def test_submit_stages_test_data_on_a_path_without_dots(owner2019):
     assert not os.path.exists(staging)  # removed when the submit ended
 
 
-def test_a_2019_owner_script_that_returns_crr_is_ranked_by_crr(owner2019):
+def test_the_2019_owner_script_is_ranked_by_crr(owner2019):
     assert nsml(owner2019['home'], 'submit', owner2019['session'], 'best').returncode == 0
     board = nsml(owner2019['home'], 'dataset', 'board', 'sr-hack-2019-dataset').stdout.splitlines()
     assert board[1].split()[:5] == ['Rank', 'Session', 'Checkpoint', 'CRR', 'CER']

@@ -12,7 +12,6 @@ when the dataset's evaluation.py names another metric, e.g. `ACCURACY: 0.85`).
 import importlib.util
 import math
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -254,20 +253,6 @@ def owners_fault(script):
                         'code)' % (script, type(error).__name__, error)) from None
 
 
-def owner_metric(module, path):
-    """The name of the number the owner's evaluation.py returns: its METRIC attribute, else
-    'CRR' when the script speaks of CRR (the 2019 owner's script returns the CRR percentage
-    and declares nothing; its board ranked by CRR), else 'CER'."""
-    declared = str(getattr(module, 'METRIC', '') or '').strip()
-    if declared:
-        return declared
-    with open(path, encoding='utf-8', errors='replace') as f:
-        source = f.read()
-    if re.search(r'\bcrr\b', source, re.IGNORECASE) and not re.search(r'\bcer\b', source, re.IGNORECASE):
-        return 'CRR'
-    return 'CER'
-
-
 def feed_owner(scripts, infer, prediction_file):
     with owners_fault('data_loader.py'):
         loader = _import_file(os.path.join(scripts, 'data_loader.py'), 'nsml_dataset_data_loader')
@@ -346,11 +331,12 @@ def score_owner(ctx, source, all_items, items, prediction_file):
         value = float(value)
     except (TypeError, ValueError):
         raise NSMLError("the dataset's evaluation.py gave %.60r, not a number" % (value,)) from None
-    metric = owner_metric(module, path)
+    metric = str(getattr(module, 'METRIC', '') or 'CER').strip()
     if metric.upper() == 'CRR':
         return {'cer': 1.0 - value / 100.0, 'crr': value}
     if metric.upper() == 'CER':
-        # A 2019-layout dataset's board ranked by CRR, whichever of the two its script returns.
+        # The 2019 owner's evaluation_metrics returns CER (its command line prints CRR) and
+        # declares no METRIC; the 2019 board ranked by CRR, so a 2019-layout dataset reports both.
         in_2019_layout = os.path.isfile(os.path.join(datasets.test_data_dir(source), 'test_list.csv'))
         return {'cer': value, 'crr': scoring.crr(value) if in_2019_layout else None}
     return {'metric': metric, 'score': value, 'higher_is_better': bool(getattr(module, 'HIGHER_IS_BETTER', False)),
