@@ -523,6 +523,9 @@ def main(argv=None):
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `nsml ps | head -1`: the reader has all it wanted
+        launcher.drop_stdout()
+        return 0
 
 
 if __name__ == '__main__':

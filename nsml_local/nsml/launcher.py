@@ -197,7 +197,7 @@ def _echo_log(path, done):
                 out.write(chunk)  # chunks, not lines: \r progress bars stay live
                 out.flush()
             except (BrokenPipeError, OSError):
-                _drop_stdout()
+                drop_stdout()
                 return
         if finished and not chunk:
             return
@@ -205,7 +205,7 @@ def _echo_log(path, done):
             done.wait(0.1)
 
 
-def _drop_stdout():
+def drop_stdout():
     """Our reader is gone: later prints go nowhere instead of raising BrokenPipeError."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
@@ -378,5 +378,7 @@ def refresh(session):
             return meta
         if meta.get('status') == 'preparing' and time.time() - meta.get('created', 0) < 60:
             return meta
+        checkpoints.sweep(session.dir)  # its supervisor died too: nobody else will
+        remove_staging(meta)
         return session.update(status='failed', reason='its process ended without recording a status',
                               ended=time.time())
