@@ -286,6 +286,23 @@ def test_sigterm_to_a_foreground_run_stops_its_entry_and_marks_it_stopped(w, cha
     assert (meta['status'], meta['reason']) == ('stopped', 'stopped by SIGTERM')
 
 
+def test_a_closed_terminal_does_not_end_a_foreground_run(w, chatty, tmp_path):
+    """SIGHUP (the terminal closed) used to kill the supervising `nsml run`; its entry then
+    blocked on the pipe and the session never recorded a status."""
+    home = tmp_path / 'home'
+    run = subprocess.Popen([sys.executable, '-m', 'nsml', 'run', '-d', w['data'], '-a', '--sleep 2 --lines 30000'],
+                           cwd=chatty, env=kit.cli_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    pid_file = os.path.join(str(home), 'sessions', 'local', 't1-cmd', '1', 'work', 'pid')
+    deadline = time.time() + 30
+    while time.time() < deadline and not os.path.exists(pid_file):
+        time.sleep(0.1)
+    run.send_signal(signal.SIGHUP)
+    assert run.wait(timeout=60) == 0
+    assert session_meta(home, 'local/t1-cmd/1')['status'] == 'done'
+    log = open(os.path.join(str(home), 'sessions', 'local', 't1-cmd', '1', 'log.txt')).read()
+    assert log.rstrip().endswith('END OF TRAINING')
+
+
 def test_stores_of_killed_saves_are_removed_when_the_session_ends(w):
     result = nsml(w['home'], 'run', '-d', 't1-cmd', cwd=w['code'], FIXTURE_FAULT='die_mid_save')
     assert 'while saving checkpoint' in result.last_stderr_line, result
