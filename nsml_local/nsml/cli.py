@@ -14,6 +14,7 @@ Every failure ends with one line `nsml: error: <reason>` and exit status 1.
 import argparse
 import json
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -207,7 +208,7 @@ def cmd_ps(args):
     rows = []
     for session, meta in found:
         argv = meta.get('argv') or []
-        shown = ' '.join(argv[2:]) or '-'
+        shown = ' '.join(shlex.quote(a) for a in argv[2:]) or '-'  # quoted, so '' shows and can be copied
         if not args.verbose and len(shown) > ARGS_WIDTH:  # a long -a would push the summary off the screen
             shown = shown[:ARGS_WIDTH - 3] + '...'
         rows.append([session.name, ago(meta.get('created')), shown,
@@ -259,8 +260,14 @@ def cmd_stop(args):
 def cmd_rm(args):
     for name in args.sessions:
         session = sessions.resolve(name)
-        if launcher.refresh(session).get('status') == 'running':
+        meta = launcher.refresh(session)
+        if meta.get('status') == 'running':
             raise NSMLError('session %s is running; stop it first (nsml stop %s)' % (session.name, session.name))
+        live = launcher.live_direct_processes(meta)
+        if live:  # a direct `python main.py` has no status to stop, but its checkpoints are being written
+            raise NSMLError('session %s is in use by a direct run (pid %s); end that process first'
+                            % (session.name, ', '.join(str(pid) for pid in live)))
+        launcher.remove_staging(meta)
         sessions.remove(session)
         print('Session %s removed' % session.name)
     return 0
@@ -293,6 +300,7 @@ def cmd_model_ls(args):
 
 def cmd_model_pull(args):
     session = sessions.resolve(args.session)
+    checkpoints.valid_name(args.checkpoint)  # before it becomes part of a folder name
     destination = os.path.join(args.path, '%s_%s' % (session.name.replace('/', '_'), args.checkpoint))
     if os.path.exists(destination):
         raise NSMLError('%s already exists' % destination)
@@ -334,15 +342,28 @@ def cmd_dataset_push(args):
 
 def cmd_dataset_board(args):
     name = args.name
-    if os.sep in name or os.path.isdir(name) and name not in datasets.registry():
+    if os.path.isdir(name) and name not in datasets.registry():
+        name = datasets.resolve(name)[0]  # the name its sessions got (see datasets.resolve)
+    elif os.sep in name:
         name = os.path.basename(os.path.normpath(os.path.abspath(name)))
+    path = datasets.current_path(name)
+    identity = datasets.identity(path) if path and os.path.isdir(path) else None
     if args.all:
-        found = sorted(leaderboard.entries(name), key=lambda e: e.get('time', 0))
+        found = sorted(leaderboard.entries(name, identity), key=lambda e: e.get('time', 0))
     else:
-        found = leaderboard.ranking(name)
+        found = leaderboard.ranking(name, identity=identity)
+    elsewhere = len(leaderboard.entries(name)) - len(leaderboard.entries(name, identity))
+    _show_board(name, found, args.all)
+    if elsewhere:
+        print('%d submit%s on another test set named %s (another folder, or its test_label since changed) '
+              'not shown' % (elsewhere, '' if elsewhere == 1 else 's', name))
+    return 0
+
+
+def _show_board(name, found, show_all):
     if not found:
-        print('No %ssubmissions on %s yet' % ('' if args.all else 'scored ', name))
-        return 0
+        print('No %ssubmissions on %s yet' % ('' if show_all else 'scored ', name))
+        return
     with_crr = any(e.get('crr') is not None for e in found)
     metrics = {}  # name -> higher_is_better, in order of appearance: CER for transcription
     for e in found:
@@ -350,25 +371,24 @@ def cmd_dataset_board(args):
         metrics.setdefault(metric_name, higher_is_better)
     headers = ['Rank', 'Session', 'Checkpoint'] + (['CRR'] if with_crr else []) + list(metrics) + [
         'Items', 'Submitted', 'Submit session']
-    if args.all:
+    if show_all:
         headers.append('Test')
     rows = []
     for rank, e in enumerate(found, 1):
-        row = [rank if not args.all else '-', e.get('model_session'), e.get('checkpoint')]
+        row = [rank if not show_all else '-', e.get('model_session'), e.get('checkpoint')]
         if with_crr:
             row.append('%.2f' % e['crr'] if e.get('crr') is not None else '-')
         metric_name, value, _ = leaderboard.metric(e)
         row += ['%.4f' % value if m == metric_name else '-' for m in metrics]
         row += ['%d/%d' % (e.get('items', 0), e.get('total_items', 0)), ago(e.get('time')), e.get('session')]
-        if args.all:
+        if show_all:
             row.append('yes' if e.get('test') else '')
         rows.append(row)
     directions = ['%s %s is better' % (m, 'higher' if up else 'lower') for m, up in metrics.items()]
-    print('Leaderboard of %s (%s)' % (name, 'every submit' if args.all else
+    print('Leaderboard of %s (%s)' % (name, 'every submit' if show_all else
                                       'best per session; ' + ', '.join(directions) +
                                       (', CRR higher is better' if with_crr else '')))
     table(headers, rows)
-    return 0
 
 
 def plot_targets(targets):
@@ -570,6 +590,9 @@ def main(argv=None, prog=None):
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `nsml ps | head -1`: the reader has all it wanted
+        launcher.drop_stdout()
+        return 0
 
 
 if __name__ == '__main__':
