@@ -13,6 +13,7 @@ from dataclasses import replace
 import torch
 
 from .. import distributed
+from ..averaging import cpu_copy
 from ..options import config_from
 from ..tasks import Callbacks
 from ..text import TextConfig
@@ -114,7 +115,7 @@ def train(options: Options, dataset_path: str, device: torch.device, callbacks: 
             saved.add(m["epoch"])
         if m["improved"]:
             callbacks.save("best", state())
-            if options.tune_lm:
+            if options.tune_lm or trainer.averaging:
                 best_weights.update({k: v.detach().to("cpu", copy=True)
                                      for k, v in recognizer.model.state_dict().items()})
 
@@ -123,6 +124,10 @@ def train(options: Options, dataset_path: str, device: torch.device, callbacks: 
         callbacks.save(trainer.epoch, state())
     main_process = distributed.is_main_process()
     log(f"[done] best val_cer {trainer.best:.4f} (greedy) after {trainer.epoch} epochs")
+    if trainer.averaging and best_weights:  # 'best' gets the plain, EMA or averaged weights, whichever validates best
+        if trainer.choose_final_weights(best_weights, log) != "plain":
+            best_weights = cpu_copy(recognizer.model)
+            callbacks.save("best", state())
     decoder = recognizer.decoder_config
     uses_lm = recognizer.lm is not None and decoder.decoder == "beam" and decoder.lm_weight > 0
     if main_process and best_weights and uses_lm:

@@ -31,6 +31,8 @@ class AttentionConfig(ConformerConfig):
 
 
 class AttentionEncoderDecoder(nn.Module):
+    intermediate_ctc = True  # forward(..., intermediate=True): the trainer's --inter_ctc_weight
+
     def __init__(self, config: AttentionConfig, n_mels: int, vocab_size: int):
         super().__init__()
         self.config = config
@@ -55,12 +57,17 @@ class AttentionEncoderDecoder(nn.Module):
     def output_lengths(self, feature_lengths: torch.Tensor) -> torch.Tensor:
         return self.encoder.output_lengths(feature_lengths)
 
-    def forward(self, feats: torch.Tensor, lengths: torch.Tensor, return_encoding: bool = False):
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor, return_encoding: bool = False,
+                intermediate: bool = False):
         """CTC log-probabilities (B, T', V) and output lengths (B,); with `return_encoding`, also
-        the encoder output (B, T', d_model) that `decoder_loss` and the searches take."""
-        memory, out_lengths = self.encoder(feats, lengths)
+        the encoder output (B, T', d_model) that `decoder_loss` and the searches take; with
+        `intermediate`, last the CTC log-probabilities of the middle encoder block (same head)."""
+        memory, out_lengths, *middle = self.encoder(feats, lengths, intermediate=intermediate)
         log_probs = self.ctc_head(memory).float().log_softmax(-1)
-        return (log_probs, out_lengths, memory) if return_encoding else (log_probs, out_lengths)
+        outputs = (log_probs, out_lengths, memory) if return_encoding else (log_probs, out_lengths)
+        if intermediate:
+            outputs += (self.ctc_head(middle[0]).float().log_softmax(-1),)
+        return outputs
 
     def decoder_logits(self, tokens, memory, memory_lengths):
         t = tokens.size(1)

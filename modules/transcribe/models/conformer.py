@@ -135,21 +135,28 @@ class ConformerEncoder(nn.Module):
         self.proj = nn.Sequential(nn.Linear(self.front_end.output_dim, c.d_model), nn.Dropout(c.dropout))
         self.blocks = nn.ModuleList(ConformerBlock(c) for _ in range(c.layers))
         self.head_dim = c.d_model // c.heads
+        self.middle_block = max(c.layers // 2 - 1, 0)  # 6 blocks: the 3rd's output
 
     def output_lengths(self, feature_lengths: torch.Tensor) -> torch.Tensor:
         return self.front_end.output_lengths(feature_lengths)
 
-    def forward(self, feats, lengths):
+    def forward(self, feats, lengths, intermediate: bool = False):
+        """With `intermediate`, also the middle block's output (intermediate CTC, Lee & Watanabe 2021)."""
         x, out_lengths = self.front_end(feats, lengths)
         x = self.proj(x)
         mask = length_mask(out_lengths, x.size(1))
         rotary = rotary_tables(x.size(1), self.head_dim, x.device, x.dtype)
-        for block in self.blocks:
+        middle = None
+        for i, block in enumerate(self.blocks):
             x = block(x, mask, rotary)
-        return x, out_lengths
+            if i == self.middle_block:
+                middle = x
+        return (x, out_lengths, middle) if intermediate else (x, out_lengths)
 
 
 class Conformer(nn.Module):
+    intermediate_ctc = True  # forward(..., intermediate=True): the trainer's --inter_ctc_weight
+
     def __init__(self, config: ConformerConfig, n_mels: int, vocab_size: int):
         super().__init__()
         self.config = config
@@ -159,7 +166,11 @@ class Conformer(nn.Module):
     def output_lengths(self, feature_lengths: torch.Tensor) -> torch.Tensor:
         return self.encoder.output_lengths(feature_lengths)
 
-    def forward(self, feats: torch.Tensor, lengths: torch.Tensor):
-        """(B, T, n_mels) features -> (B, T', V) log-probabilities and (B,) output lengths."""
-        x, out_lengths = self.encoder(feats, lengths)
-        return self.head(x).float().log_softmax(-1), out_lengths
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor, intermediate: bool = False):
+        """(B, T, n_mels) features -> (B, T', V) log-probabilities and (B,) output lengths; with
+        `intermediate`, also the log-probabilities of the middle block's output through the same head."""
+        if not intermediate:
+            x, out_lengths = self.encoder(feats, lengths)
+            return self.head(x).float().log_softmax(-1), out_lengths
+        x, out_lengths, middle = self.encoder(feats, lengths, intermediate=True)
+        return self.head(x).float().log_softmax(-1), out_lengths, self.head(middle).float().log_softmax(-1)
