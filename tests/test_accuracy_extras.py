@@ -328,3 +328,27 @@ def test_intermediate_ctc_is_ignored_with_a_message_for_deepspeech2(tmp_path, ca
     assert not trainer.inter_ctc and "--inter_ctc_weight needs" in capsys.readouterr().out
     loss, _ = trainer.loss(next(iter(trainer.train_loader)))
     assert torch.isfinite(loss)
+
+
+def test_a_run_with_ema_and_best_n_records_its_choice_in_best_and_a_fork_continues_the_ema(tmp_path, monkeypatch):
+    from data_corpora import make_2022, run_main
+
+    from modules.checkpoint import read_checkpoint
+    from modules.transcribe import parse_options, recipe
+    root = make_2022(tmp_path / "ds", repeats=2)
+    ckpt = tmp_path / "ckpt"
+    common = ["--dataset_path", root, "--model", "conformer", "--d_model", "32", "--heads", "2", "--layers", "2",
+              "--decoder", "greedy", "--ema_decay", "0.9", "--average_best", "2", "--noise_prob", "0.5",
+              "--phone_prob", "0.5", "--vtlp", "0.1", "--inter_ctc_weight", "0.3"]
+    nsml = run_main(monkeypatch, root, ckpt, common + ["--epochs", "3"])
+    assert nsml.saved.count("best") >= 1 and "3" in nsml.saved
+    _, best = read_checkpoint(str(ckpt / "best"))
+    assert best["trainer"]["final_weights"] in ("plain", "ema", "best2")
+    _, last = read_checkpoint(str(ckpt / "3"))
+    assert last["trainer"]["ema"]["updates"] == last["trainer"]["step"] > 0
+    # a fork (of the last epoch) continues the EMA where the checkpoint left it
+    options = parse_options(common[2:] + ["--epochs", "4"])
+    trainer = recipe.build(options, root, torch.device("cpu"), loaded_state=last)
+    assert trainer.ema.updates == last["trainer"]["ema"]["updates"]
+    for k, v in last["trainer"]["ema"]["weights"].items():
+        assert torch.equal(trainer.ema.shadow[k], v), k
