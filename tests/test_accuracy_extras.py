@@ -352,3 +352,61 @@ def test_a_run_with_ema_and_best_n_records_its_choice_in_best_and_a_fork_continu
     assert trainer.ema.updates == last["trainer"]["ema"]["updates"]
     for k, v in last["trainer"]["ema"]["weights"].items():
         assert torch.equal(trainer.ema.shadow[k], v), k
+
+
+# -- the harder held-out -----------------------------------------------------------------------------
+
+def load_bench(name):
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_hard_corpus_degrades_the_test_split_in_its_own_formats_and_repeats_itself(tmp_path):
+    import os
+
+    from data_corpora import wav_bytes
+
+    from modules.audio import load_audio
+    source = tmp_path / "corpus"
+    (source / "train" / "train_data").mkdir(parents=True)
+    (source / "train" / "train_label").write_text("filename,text\n")
+    test_data = source / "test" / "test_data"
+    test_data.mkdir(parents=True)
+    # white noise up to 8 kHz, so the phone channel's cut shows; one raw PCM file, one WAV (2023 layout)
+    rng = np.random.default_rng(0)
+    clean = [np.clip(0.2 * rng.standard_normal(RATE), -1, 1) for _ in range(4)]
+    for i, samples in enumerate(clean):
+        if i % 2:
+            (test_data / f"test_{i:06d}").write_bytes(wav_bytes(samples))
+        else:
+            (samples * 32767).astype("<i2").tofile(test_data / f"test_{i:06d}")
+    (source / "test" / "test_label").write_text("filename,text\n" + "".join(f"test_{i:06d},가나\n" for i in range(4)))
+    hard_corpus = load_bench("hard_corpus")
+    for out in ("hard1", "hard2"):
+        hard_corpus.main([str(source), str(tmp_path / out), "--snr", "5,5", "--seed", "3"])
+    out = tmp_path / "hard1"
+    assert os.path.islink(out / "train") and (out / "test" / "test_label").read_text() == \
+        (source / "test" / "test_label").read_text()
+    for i in range(4):
+        name = f"test_{i:06d}"
+        data = (out / "test" / "test_data" / name).read_bytes()
+        assert data == (tmp_path / "hard2" / "test" / "test_data" / name).read_bytes()  # same seed, same files
+        assert (data[:4] == b"RIFF") == bool(i % 2)  # the format it had
+        degraded = load_audio(str(out / "test" / "test_data" / name))
+        power = np.abs(np.fft.rfft(degraded)) ** 2
+        before = np.abs(np.fft.rfft(clean[i])) ** 2
+        assert power[4200:].sum() < 0.01 * before[4200:].sum()
+    with pytest.raises(SystemExit, match="exists"):
+        hard_corpus.main([str(source), str(out)])
+
+
+def test_augment_speed_bench_quick_mode_reports_every_augmentation(tmp_path):
+    results = load_bench("augment_speed").main(["--quick", "--out", str(tmp_path / "speed.json")])
+    assert {"noise babble", "noise from --noise_dir", "phone 8 kHz + mu-law", "features with VTLP (1 CPU thread)"} \
+        <= set(results)
+    assert all(v > 0 for v in results.values())

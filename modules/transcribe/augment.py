@@ -26,6 +26,7 @@ from ..audio import AudioError, list_audio_files, load_audio
 from .dataset import collate
 
 NOISE_KINDS = ("white", "pink", "brown", "babble")
+NOISE_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0, "babble": 1.0}  # power ~ 1 / f ** exponent
 PHONE_RATE = 8000
 MAX_NOISE_SECONDS = 600.0  # of --noise_dir kept in memory (38 MB of float32), shared by forked workers
 
@@ -43,10 +44,12 @@ def parse_snr_range(text) -> tuple:
     return tuple(values)
 
 
-def colored_noise(shape: tuple, exponent: float, generator: torch.Generator = None) -> torch.Tensor:
-    """Gaussian noise whose power falls as 1 / f ** exponent (0 white, 1 pink, 2 brown), unit variance."""
+def colored_noise(shape: tuple, exponent, generator: torch.Generator = None) -> torch.Tensor:
+    """(rows, N) Gaussian noise whose power falls as 1 / f ** exponent (0 white, 1 pink, 2 brown), unit
+    variance per row; `exponent` is one number or one per row."""
     white = torch.randn(shape, generator=generator)
-    if exponent == 0:
+    exponent = torch.as_tensor(exponent, dtype=torch.float32).reshape(-1, 1)
+    if not exponent.any():
         return white
     spectrum = torch.fft.rfft(white)
     freqs = torch.arange(spectrum.size(-1), dtype=torch.float32).clamp(min=1.0)
@@ -150,9 +153,9 @@ class WaveAugment:
         rows = len(waves)
         noisy = torch.rand(rows) < self.noise_prob
         if noisy.any():
-            snr = self.snr_low + (self.snr_high - self.snr_low) * torch.rand(rows)
-            mixed = mix_at_snr(waves, lengths, self.noise_like(waves), snr)
-            waves = torch.where(noisy[:, None], mixed, waves)
+            snr = self.snr_low + (self.snr_high - self.snr_low) * torch.rand(int(noisy.sum()))
+            waves = waves.clone()
+            waves[noisy] = mix_at_snr(waves[noisy], lengths[noisy], self.noise_for(waves, noisy), snr)
         phone = (torch.rand(rows) < self.phone_prob).numpy()
         if phone.any():
             out = waves.numpy().copy()
@@ -161,10 +164,11 @@ class WaveAugment:
             waves = torch.from_numpy(out * mask)  # the resampler's ringing must not leak into padding
         return waves
 
-    def noise_like(self, waves: torch.Tensor) -> torch.Tensor:
-        """(B, N) noise, one kind per row: the user's recordings (a random stretch, looped), or
-        white, pink, brown or babble, drawn uniformly."""
-        rows, n = waves.shape
+    def noise_for(self, waves: torch.Tensor, chosen_rows: torch.Tensor) -> torch.Tensor:
+        """(R, N) noise for the R rows of `waves` where the (B,) bool `chosen_rows` is True, one kind per
+        row: the user's recordings (a random stretch, looped), or white, pink, brown or babble (made of
+        the batch's other rows), drawn uniformly."""
+        rows, n = int(chosen_rows.sum()), waves.size(1)
         if self.noises is not None:
             out = torch.empty(rows, n)
             for r in range(rows):
@@ -172,17 +176,14 @@ class WaveAugment:
                 start = int(torch.randint(len(clip), ()))
                 out[r] = torch.from_numpy(np.resize(np.roll(clip, -start), n))  # np.resize loops the clip
             return out
+        # One FFT shapes every row (white, pink and brown differ only in the exponent); babble rows
+        # are then replaced by the batch's other utterances (a batch of one keeps pink noise there).
         kinds = torch.randint(len(NOISE_KINDS), (rows,))
-        out = torch.empty(rows, n)
-        for k, kind in enumerate(NOISE_KINDS):
-            chosen = kinds == k
-            if not chosen.any():
-                continue
-            if kind == "babble" and rows > 1:
-                out[chosen] = babble(waves)[chosen]
-            else:  # babble needs other utterances: a batch of one gets pink noise
-                exponent = {"white": 0.0, "pink": 1.0, "brown": 2.0, "babble": 1.0}[kind]
-                out[chosen] = colored_noise((int(chosen.sum()), n), exponent)
+        exponents = torch.tensor([NOISE_EXPONENTS[kind] for kind in NOISE_KINDS])[kinds]
+        out = colored_noise((rows, n), exponents)
+        talking = kinds == NOISE_KINDS.index("babble")
+        if talking.any() and len(waves) > 1:
+            out[talking] = babble(waves)[chosen_rows][talking]
         return out
 
 
