@@ -132,7 +132,7 @@ def train(options: Options, dataset_path: str, device: torch.device, callbacks: 
     uses_lm = recognizer.lm is not None and decoder.decoder == "beam" and decoder.lm_weight > 0
     if main_process and best_weights and uses_lm:
         tune_fusion_of_best(recognizer, trainer, best_weights, callbacks, state)
-    weights = "final"
+    weights = trainer.final_weights if trainer.averaging else "final"  # what the model holds now
     if options.average_last and trainer.recent_weights:
         recognizer.model.load_state_dict(trainer.averaged_weights())
         weights = "averaged"

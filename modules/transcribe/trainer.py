@@ -144,7 +144,8 @@ class SpeechTrainer(Trainer):
                 name: str = "training", collate_fn=None):
         """A DataLoader with the trainer's workers (as many as /dev/shm holds batches of `batch_bytes`;
         0 = unchecked), kept across epochs when `persistent`; `collate_fn` defaults to dataset.collate."""
-        return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate if collate_fn is None else collate_fn,
+        return torch.utils.data.DataLoader(dataset, batch_sampler=sampler,
+                                           collate_fn=collate if collate_fn is None else collate_fn,
                                            **dataloader_options(self.num_workers, pin_memory, batch_bytes,
                                                                 persistent, name))
 
