@@ -305,7 +305,7 @@ def test_intermediate_ctc_adds_a_loss_term_that_trains_the_lower_blocks(tmp_path
         torch.manual_seed(1)
         loss, _ = trainer.loss(batch)
         loss.backward()
-        losses[weight] = float(loss)
+        losses[weight] = float(loss.detach())
         encoder = rec.model.encoder
         grads[weight] = encoder.blocks[0].ff1.net[1].weight.grad.norm().item()
         # inference is unchanged: the same log-probabilities with or without the option
@@ -410,3 +410,28 @@ def test_augment_speed_bench_quick_mode_reports_every_augmentation(tmp_path):
     assert {"noise babble", "noise from --noise_dir", "phone 8 kHz + mu-law", "features with VTLP (1 CPU thread)"} \
         <= set(results)
     assert all(v > 0 for v in results.values())
+
+
+@pytest.mark.parametrize("name", ["conformer", "attention"])
+def test_self_conditioning_feeds_the_middle_prediction_back_and_travels_in_the_checkpoint(tmp_path, name):
+    from modules.transcribe.options import model_options, parse_options
+    options = model_options(parse_options(["--model", name, "--self_condition", "--d_model", "32", "--heads", "2",
+                                           "--layers", "4"]))
+    assert options["self_condition"] is True
+    torch.manual_seed(0)
+    rec = SpeechRecognizer.create(name, build_tokenizer("char", ["가나다"]), FeatureConfig(n_mels=40), TextConfig(),
+                                  torch.device("cpu"), conv_channels=4, **options)
+    model = rec.model.eval()
+    feats, lengths = torch.randn(2, 120, 40), torch.tensor([120, 90])
+    with torch.no_grad():
+        before = model(feats, lengths)[0]
+        torch.nn.init.normal_(model.feedback.weight, std=1.0)  # starts at zero: the plain model
+        after = model(feats, lengths)[0]
+    assert not torch.allclose(before, after)  # the upper blocks now see the middle prediction
+    path = str(tmp_path / "model.pt")
+    save_file({"recognizer": rec.state_dict()}, path)
+    loaded = SpeechRecognizer.from_state_dict(load_file(path)["recognizer"], torch.device("cpu"))
+    with torch.no_grad():
+        assert torch.equal(loaded.model(feats, lengths)[0], after)
+    plain = build_model(name, 40, len(rec.tokenizer), d_model=32, heads=2, layers=4, conv_channels=4)
+    assert plain.feedback is None and "feedback.weight" not in plain.state_dict()  # old checkpoints load as before

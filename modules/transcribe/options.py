@@ -137,6 +137,8 @@ class Options(TrainingOptions):
                                   "their mean if it validates better; 0 = off")
     inter_ctc_weight: float = option(0.0, "conformer/attention: (1 - w) x CTC + w x CTC of the middle block "
                                           "(intermediate CTC); 0 = off")
+    self_condition: bool = option(False, "conformer/attention: feed the middle block's CTC distribution back "
+                                         "into the encoder (self-conditioned CTC; use with --inter_ctc_weight)")
     noise_prob: float = option(0.0, "share of training utterances mixed with noise at a random SNR; 0 = off")
     noise_snr: str = option("5,20", "SNR range in dB of --noise_prob", metavar="LOW,HIGH")
     noise_dir: str = option("", "folder of noise recordings for --noise_prob; empty = generated white, pink, "
@@ -251,7 +253,8 @@ def conv_pairs(text: str):
 
 
 # Options that configure the acoustic model; `conformer_size` is the conformer config's `size`.
-MODEL_OPTIONS = ("rnn_hidden", "rnn_layers", "time_stride", "conformer_size", "d_model", "layers", "heads")
+MODEL_OPTIONS = ("rnn_hidden", "rnn_layers", "time_stride", "conformer_size", "d_model", "layers", "heads",
+                 "self_condition")
 
 
 def model_options(options: Options) -> dict:
