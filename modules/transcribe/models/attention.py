@@ -31,8 +31,6 @@ class AttentionConfig(ConformerConfig):
 
 
 class AttentionEncoderDecoder(nn.Module):
-    intermediate_ctc = True  # forward(..., intermediate=True): the trainer's --inter_ctc_weight
-
     def __init__(self, config: AttentionConfig, n_mels: int, vocab_size: int):
         super().__init__()
         self.config = config

@@ -161,8 +161,6 @@ class ConformerEncoder(nn.Module):
 
 
 class Conformer(nn.Module):
-    intermediate_ctc = True  # forward(..., intermediate=True): the trainer's --inter_ctc_weight
-
     def __init__(self, config: ConformerConfig, n_mels: int, vocab_size: int):
         super().__init__()
         self.config = config
