@@ -164,15 +164,19 @@ class SpeechTrainer(Trainer):
                                                mel_basis=mel_basis)
         targets, target_lengths = batch["targets"].to(feats.device), batch["target_lengths"].to(feats.device)
         has_decoder = hasattr(rec.model, "decoder_loss")  # attention models: joint CTC + decoder cross-entropy
+        encoding = None
         # Intermediate CTC in training only: validation and inference score the final head alone.
         inter = self.inter_ctc and rec.model.training
-        kwargs = dict(return_encoding=True) if has_decoder else {}
+        kwargs = {}
+        if has_decoder:
+            kwargs["return_encoding"] = True
         if inter:
             kwargs["intermediate"] = True
         with self.autocast():
             outputs = (net or self.net)(feats, feat_lengths, **kwargs)
         log_probs, lengths = outputs[0].float(), outputs[1]  # CTC in full precision
-        encoding = outputs[2] if has_decoder else None
+        if has_decoder:
+            encoding = outputs[2]
 
         def ctc(lp):
             return F.ctc_loss(lp.transpose(0, 1), targets, lengths, target_lengths, blank=0, zero_infinity=True)
