@@ -36,11 +36,6 @@ class TrainConfig(LoopConfig):
     batch_size: int = 0            # >0: batches of this many utterances instead (2022 baseline: 128)
     specaugment: bool = True
     speed_factors: tuple = ()      # each training batch is played at one of these speeds, e.g. (0.9, 1.0, 1.1)
-    specaugment_copies: bool = False  # each epoch: every utterance once clean + once augmented (2022 baseline)
-    sortagrad: bool = False
-    feature_cache: str = ""        # folder of the on-disk feature cache; "" = compute features every batch
-    average_last: int = 0          # keep the last N epochs' weights to average at the end; 0 = off
-    ctc_weight: float = 0.3        # models with a decoder loss: ctc_weight * CTC + (1 - ctc_weight) * decoder
     # issue 23, all off by default (docs/models.md, "Averaging, augmentation, intermediate CTC")
     ema_decay: float = 0.0         # EMA of the weights, updated every step; 0 = off
     average_best: int = 0          # keep the N best epochs' weights (by val CER) to average at the end; 0 = off
@@ -51,6 +46,11 @@ class TrainConfig(LoopConfig):
     phone_prob: float = 0.0        # share of training utterances played through an 8 kHz phone channel
     phone_mulaw: bool = False      # ... with 8-bit mu-law coding
     vtlp: float = 0.0              # vocal tract length perturbation: mel warp factors in [1 - vtlp, 1 + vtlp]
+    specaugment_copies: bool = False  # each epoch: every utterance once clean + once augmented (2022 baseline)
+    sortagrad: bool = False
+    feature_cache: str = ""        # folder of the on-disk feature cache; "" = compute features every batch
+    average_last: int = 0          # keep the last N epochs' weights to average at the end; 0 = off
+    ctc_weight: float = 0.3        # models with a decoder loss: ctc_weight * CTC + (1 - ctc_weight) * decoder
 
 
 class SpeechTrainer(Trainer):
