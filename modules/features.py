@@ -48,12 +48,13 @@ class LogMelFilterbank(nn.Module):
         return ((sample_lengths - c.n_fft // 2) // c.hop_length + 1).clamp(min=1)
 
     @torch.no_grad()
-    def forward(self, waveforms: torch.Tensor, sample_lengths: torch.Tensor):
+    def forward(self, waveforms: torch.Tensor, sample_lengths: torch.Tensor, mel_basis: torch.Tensor = None):
+        """`mel_basis`: a filterbank in place of the config's, e.g. (B, n_mels, F) warped per utterance (VTLP)."""
         c = self.config
         spec = torch.stft(waveforms.float(), n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.win_length,
                           window=self.window, center=True, return_complex=True)
         power = spec.real.square() + spec.imag.square()                    # (B, F, T)
-        mel = torch.matmul(self.mel_basis, power).transpose(1, 2)          # (B, T, M)
+        mel = torch.matmul(self.mel_basis if mel_basis is None else mel_basis, power).transpose(1, 2)  # (B, T, M)
         if c.db:
             feats = 10 * torch.log10(mel.clamp(min=1e-10))
             feats = torch.maximum(feats, feats.amax(dim=(1, 2), keepdim=True) - 80.0)

@@ -137,6 +137,23 @@ class Options(TrainingOptions):
                                 "keeps a handful of ~30 MB checkpoints); 'best' on every improvement and the last "
                                 "epoch are always saved")
     ctc_weight: float = option(0.3, "models with a decoder: ctc_weight x CTC + (1 - ctc_weight) x decoder loss")
+    # Accuracy extras (issue 23; docs/models.md "Averaging, augmentation, intermediate CTC"), all off by default.
+    ema_decay: float = option(0.0, "keep an exponential moving average of the weights (e.g. 0.999); at the end "
+                                   "'best' holds it if it validates better; 0 = off")
+    average_best: int = option(0, "keep the N best epochs' weights by validation CER; at the end 'best' holds "
+                                  "their mean if it validates better; 0 = off")
+    inter_ctc_weight: float = option(0.0, "conformer/attention: (1 - w) x CTC + w x CTC of the middle block "
+                                          "(intermediate CTC); 0 = off")
+    self_condition: bool = option(False, "conformer/attention: feed the middle block's CTC distribution back "
+                                         "into the encoder (self-conditioned CTC; use with --inter_ctc_weight)")
+    noise_prob: float = option(0.0, "share of training utterances mixed with noise at a random SNR; 0 = off")
+    noise_snr: str = option("5,20", "SNR range in dB of --noise_prob", metavar="LOW,HIGH")
+    noise_dir: str = option("", "folder of noise recordings for --noise_prob; empty = generated white, pink, "
+                                "brown and babble noise")
+    phone_prob: float = option(0.0, "share of training utterances played through an 8 kHz phone channel; 0 = off")
+    phone_mulaw: bool = option(False, "the phone channel also codes 8-bit mu-law (G.711)")
+    vtlp: float = option(0.0, "vocal tract length perturbation: mel frequencies warped by a factor in "
+                              "[1 - VTLP, 1 + VTLP] per utterance (e.g. 0.1); 0 = off")
 
 
 PRESETS = {
@@ -257,7 +274,8 @@ def conv_pairs(text: str):
 
 
 # Options that configure the acoustic model; `conformer_size` is the conformer config's `size`.
-MODEL_OPTIONS = ("rnn_hidden", "rnn_layers", "time_stride", "conformer_size", "d_model", "layers", "heads")
+MODEL_OPTIONS = ("rnn_hidden", "rnn_layers", "time_stride", "conformer_size", "d_model", "layers", "heads",
+                 "self_condition")
 
 
 def model_options(options: Options) -> dict:

@@ -13,6 +13,7 @@ from dataclasses import replace
 import torch
 
 from .. import distributed
+from ..averaging import cpu_copy
 from ..options import config_from
 from ..tasks import Callbacks
 from ..text import TextConfig
@@ -122,7 +123,7 @@ def train(options: Options, dataset_path: str, device: torch.device, callbacks: 
             saved.add(m["epoch"])
         if m["improved"]:
             callbacks.save("best", state())
-            if options.tune_lm:
+            if options.tune_lm or trainer.averaging:
                 best_weights.update({k: v.detach().to("cpu", copy=True)
                                      for k, v in recognizer.model.state_dict().items()})
 
@@ -131,11 +132,15 @@ def train(options: Options, dataset_path: str, device: torch.device, callbacks: 
         callbacks.save(trainer.epoch, state())
     main_process = distributed.is_main_process()
     log(f"[done] best val_cer {trainer.best:.4f} (greedy) after {trainer.epoch} epochs")
+    if trainer.averaging and best_weights:  # 'best' gets the plain, EMA or averaged weights, whichever validates best
+        if trainer.choose_final_weights(best_weights, log) != "plain":
+            best_weights = cpu_copy(recognizer.model)
+            callbacks.save("best", state())
     decoder = recognizer.decoder_config
     uses_lm = recognizer.lm is not None and decoder.decoder == "beam" and decoder.lm_weight > 0
     if main_process and best_weights and uses_lm:
         tune_fusion_of_best(recognizer, trainer, best_weights, callbacks, state)
-    weights = "final"
+    weights = trainer.final_weights if trainer.averaging else "final"  # what the model holds now
     if options.average_last and trainer.recent_weights:
         recognizer.model.load_state_dict(trainer.averaged_weights())
         weights = "averaged"
