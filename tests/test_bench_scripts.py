@@ -1,8 +1,9 @@
 """Every bench script runs in its smoke mode (`--smoke`: tiny data and models, seconds) and writes sane figures.
 
 The suite, the overfit check, the attention decoder's speed, the LM's old-against-new count and the
-GPU check have their smoke tests in tests/test_bench_smoke.py; this file holds the others', and
-checks that no bench script is left without one. Smoke figures are not benchmarks.
+GPU check have their smoke tests in tests/test_bench_smoke.py, the accuracy extras' and the GPU
+path's scripts in tests/test_accuracy_extras.py and tests/test_gpu_path_cpu.py; this file holds the
+others', and checks that no bench script is left without one. Smoke figures are not benchmarks.
 """
 import glob
 import json
@@ -33,11 +34,11 @@ def finite_positive(x):
 
 
 def test_every_bench_script_has_a_smoke_test():
-    here = open(__file__, encoding="utf-8").read()
-    there = open(os.path.join(ROOT, "tests", "test_bench_smoke.py"), encoding="utf-8").read()
+    tests = "".join(open(p, encoding="utf-8").read() for p in glob.glob(os.path.join(ROOT, "tests", "test_*.py")))
     scripts = sorted(os.path.basename(p) for p in glob.glob(os.path.join(BENCH, "*.py")))
-    untested = [s for s in scripts if s not in HELPERS and f'"{s}"' not in here and f'"{s}"' not in there
-                and not (s.endswith(".py") and f'"{s[:-3]}.sh"' in there)]
+    # named as "X.py", "X.sh" (a script's shell wrapper) or load_bench("X") (imported and run in process)
+    untested = [s for s in scripts if s not in HELPERS and not any(
+        name in tests for name in (f'"{s}"', f'"{s[:-3]}.sh"', f'load_bench("{s[:-3]}")'))]
     assert not untested, f"bench scripts without a smoke test: {untested}"
     missing_flag = [s for s in scripts if s not in HELPERS and "--smoke" not in open(os.path.join(BENCH, s)).read()]
     assert not missing_flag, f"bench scripts without --smoke: {missing_flag}"
@@ -103,6 +104,22 @@ def test_train_memory_smoke_runs_each_heap_limit(tmp_path):
     assert [x["heap_limit_mib"] for x in r["runs"]] == [0, 1536]
     assert all(x["peak_rss_mib"] > 50 and finite_positive(x["audio_per_second"]) and x["epochs"] >= 1
                for x in r["runs"])
+
+
+def test_hard_corpus_smoke_degrades_a_tiny_sample_corpus(tmp_path):
+    out = tmp_path / "hard"
+    run_script("hard_corpus.py", "--smoke", str(out))
+    record = json.loads((out / "hard_corpus.json").read_text())["files"]
+    assert len(record) == 6 and all(-1 <= r["snr_db"] <= 16 for r in record.values())
+    assert os.path.islink(out / "train") and len(os.listdir(out / "test" / "test_data")) == 6
+
+
+def test_specaugment_speed_smoke_times_both_implementations(tmp_path):
+    out = tmp_path / "specaugment.json"
+    run_script("specaugment_speed.py", "--smoke", "--device", "cpu", "--rows", "8", "--seconds", "4", "--out", str(out))
+    r = json.loads(out.read_text())
+    assert r["repeats"] == 5 and r["quick"] is True and r["batch"]["rows"] == 8
+    assert finite_positive(r["row_loop_ms"]) and finite_positive(r["vectorised_ms"]) and finite_positive(r["speedup"])
 
 
 def test_lm_scale_count_smoke_needs_no_old_revision(tmp_path):
