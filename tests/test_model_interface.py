@@ -1,6 +1,7 @@
 """Adding a model is one file and one registry line: the recipe trains it, the checkpoint restores it
 and the decoders run it, because everything asks the model (models/interface.py) and the registry
 (models/__init__.py), not its name."""
+import inspect
 from dataclasses import dataclass, replace
 
 import pytest
@@ -98,9 +99,12 @@ def test_a_model_without_a_decoder_is_refused_the_decoders_search_by_its_flag(tm
 def test_the_registry_answers_what_each_model_can_do(toy_registered):
     assert [name for name in MODELS if has_decoder(name)] == ["attention"]
     assert [name for name in MODELS if "size" in config_fields(name)] == ["conformer", "attention"]
+    assert [name for name, (cls, _) in MODELS.items() if cls.has_intermediate] == ["conformer", "attention"]
     for name, (model_cls, _) in MODELS.items():
         assert issubclass(model_cls, AcousticModel), name
         assert (model_cls.sos_eos is not None) == model_cls.has_decoder, name
+        takes_intermediate = "intermediate" in inspect.signature(model_cls.forward).parameters
+        assert takes_intermediate == model_cls.has_intermediate, name
         if model_cls.has_decoder:  # what the trainer and the searches call
             assert all(callable(getattr(model_cls, m, None)) for m in
                        ("decoder_loss", "memory_keys_values", "decoder_step")), name

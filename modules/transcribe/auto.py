@@ -128,7 +128,7 @@ def choose(options, machine: Machine, corpus_hours: float, recommended: dict = N
     own = recommended.get(model, {})
     lr, lr_reason = own.get("lr", 2e-3), f"peak LR {own.get('lr', 2e-3):g} ({model}'s own)." if own else None
     size = options.conformer_size or choice.settings.get("conformer_size")
-    if model in ("conformer", "attention") and size == "large" and options.d_model is None:
+    if "size" in config_fields(model) and size == "large" and options.d_model is None:
         # Gulati et al. 2020: peak LR 0.05 / sqrt(d_model) for every size, so large (d 512) peaks
         # at 1/sqrt(2) of medium's (d 256), the size the default LR is meant for on a GPU.
         lr = round(lr * (CONFORMER_SIZES["medium"][0] / CONFORMER_SIZES["large"][0]) ** 0.5, 6)

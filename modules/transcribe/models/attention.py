@@ -32,7 +32,7 @@ class AttentionConfig(ConformerConfig):
 
 
 class AttentionEncoderDecoder(AcousticModel):
-    has_decoder, sos_eos = True, SOS_EOS
+    has_decoder, sos_eos, has_intermediate = True, SOS_EOS, True
 
     def __init__(self, config: AttentionConfig, n_mels: int, vocab_size: int):
         super().__init__()

@@ -162,6 +162,8 @@ class ConformerEncoder(nn.Module):
 
 
 class Conformer(AcousticModel):
+    has_intermediate = True
+
     def __init__(self, config: ConformerConfig, n_mels: int, vocab_size: int):
         super().__init__()
         self.config = config

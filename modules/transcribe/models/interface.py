@@ -7,6 +7,8 @@ its config dataclass (`config` is kept on the model: checkpoints record `asdict(
     forward(feats (B, T, n_mels), lengths (B,)) -> (CTC log-probabilities (B, T', V), lengths (B,))
     output_lengths(feature_lengths (B,)) -> T' of each utterance
     unit BLANK (0) is the CTC blank; the tokenizer numbers the units after it
+    has_intermediate = True: forward(..., intermediate=True) also returns the CTC log-probabilities
+    of a middle block (intermediate CTC, --inter_ctc_weight)
 
 A model with its own autoregressive decoder over the encoder output sets `has_decoder = True`
 and `sos_eos` (its start/end id), and provides what `SequenceDecoder` lists: the trainer adds
@@ -24,6 +26,7 @@ BLANK = 0
 class AcousticModel(nn.Module):
     has_decoder: bool = False     # True: a SequenceDecoder as well (joint CTC/decoder loss, attention/joint search)
     sos_eos: Optional[int] = None  # the decoder's start and end id (models with a decoder)
+    has_intermediate: bool = False  # forward(..., intermediate=True) also gives a middle block's CTC
 
     def output_lengths(self, feature_lengths: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must say how many output frames its input gives")
