@@ -49,7 +49,8 @@ PLATFORM_NAME, nsml = import_platform()
 from modules import distributed
 from modules.checkpoint import read_checkpoint, write_checkpoint
 from modules.options import HELP_SECTIONS, TRAINING, HelpFormatter, argument_group
-from modules.tasks import Callbacks, default_device, tasks
+from modules.task_interface import Callbacks
+from modules.tasks import default_device, tasks
 
 
 HELP_DESCRIPTION = """Train a Korean speech recognizer (or a clip classifier) on an NSML dataset, or load one

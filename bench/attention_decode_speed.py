@@ -2,6 +2,7 @@
 
     python bench/attention_decode_speed.py [--utterances 50] [--beam_width 4] [--threads 1]
                                            [--out bench/results/attention_decode_speed.json]
+    python bench/attention_decode_speed.py --smoke --out /tmp/a.json   # CI: 4 utterances, a tiny model
 
 A seeded random `--model attention` (default size) encodes `--utterances` random feature
 sequences of 2-8 s (100 frames/s, so 50-200 encoder frames at time stride 4), batched as
@@ -68,8 +69,13 @@ def per_utterance_beam_search(model, memory, memory_lengths, beam_width: int = 4
     return results
 
 
+# --smoke: the smallest decoder that runs every search, hypotheses capped short.
+SMOKE = {"utterances": 4, "vocab": 20, "max_target_length": 12,
+         "model_options": '{"d_model": 32, "heads": 2, "layers": 1, "conv_channels": 4, "decoder_layers": 1}'}
+
+
 def main():
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--utterances", type=int, default=50)
     p.add_argument("--min_seconds", type=float, default=2.0)
     p.add_argument("--max_seconds", type=float, default=8.0)
@@ -81,8 +87,14 @@ def main():
     p.add_argument("--model_options", default="{}", help='JSON overrides of AttentionConfig, e.g. \'{"d_model": 64}\'')
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="bench/results/attention_decode_speed.json")
+    p.add_argument("--out", default=None, help="default bench/results/attention_decode_speed.json "
+                                               "(smoke: bench/results/smoke/)")
+    p.add_argument("--smoke", action="store_true", help="CI: " + ", ".join(f"--{k} {v}" for k, v in SMOKE.items()))
     args = p.parse_args()
+    if args.smoke:
+        vars(args).update(SMOKE)
+    args.out = args.out or os.path.join("bench", "results", *(["smoke"] if args.smoke else []),
+                                        "attention_decode_speed.json")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     options = dict(json.loads(args.model_options), max_target_length=args.max_target_length)

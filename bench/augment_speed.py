@@ -52,7 +52,7 @@ def audio_seconds_per_second(fn, lengths, repeats: int) -> float:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=10)
-    p.add_argument("--quick", action="store_true", help="a small batch and 3 repeats (a smoke run; figures rough)")
+    p.add_argument("--quick", "--smoke", action="store_true", help="a small batch and 3 repeats (a smoke run; figures rough)")
     p.add_argument("--out", default=None, help="JSON file (default: bench/results/augment_speed.json, "
                                                "not written in --quick mode unless given)")
     a = p.parse_args(argv)

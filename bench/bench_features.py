@@ -12,6 +12,7 @@ Writes bench/results/features.json.  Both sides run on one thread (torch.set_num
 since librosa's loop is single-threaded and the machine is shared.
 
     python bench/bench_features.py [--dataset PATH] [--hours 1.0 | --corpus PATH] [--out FILE]
+    python bench/bench_features.py --smoke --out /tmp/f.json   # CI: 24 sample utterances, 36 s tiled, seconds
 """
 import argparse
 import json
@@ -27,6 +28,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 from modules.audio import load_audio  # noqa: E402
 from modules.features import FeatureConfig, LogMelFilterbank  # noqa: E402
 from modules.samplers import DurationBatchSampler  # noqa: E402
@@ -68,10 +71,10 @@ def make_hour_corpus(source_utts, hours, folder, seed=0):
     return folder
 
 
-def generate_corpus(dataset, hours, folder):
-    """tools/make_corpus.py (espeak-ng) when it and espeak-ng are there, else tiled sample audio."""
+def generate_corpus(dataset, hours, folder, tile=False):
+    """tools/make_corpus.py (espeak-ng) when it and espeak-ng are there and not `tile`, else tiled sample audio."""
     tool = os.path.join(ROOT, "tools", "make_corpus.py")
-    if os.path.isfile(tool) and shutil.which("espeak-ng"):
+    if not tile and os.path.isfile(tool) and shutil.which("espeak-ng"):
         subprocess.run([sys.executable, tool, "--out", folder, "--hours", str(hours), "--test-share", "0.01",
                         "--jobs", str(os.cpu_count() or 1), "--no-progress"], check=True)
         return folder
@@ -137,21 +140,27 @@ def measure(name, dataset, cache_root):
     }
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default=None)
     p.add_argument("--hours", type=float, default=1.0, help="size of the generated corpus")
     p.add_argument("--corpus", default=None, help="an existing corpus to use instead of generating one")
-    p.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "features.json"))
-    args = p.parse_args()
+    p.add_argument("--out", default=None, help="default bench/results/features.json (smoke: bench/results/smoke/)")
+    p.add_argument("--smoke", action="store_true", help="CI: 24 sample utterances, and 0.01 h tiled from them")
+    args = p.parse_args(argv)
+    args.out = args.out or os.path.join(common.RESULTS, *(["smoke"] if args.smoke else []), "features.json")
+    if args.smoke:
+        args.hours = min(args.hours, 0.01)
     torch.set_num_threads(1)
     import warnings
     warnings.simplefilter("ignore")
 
-    dataset = args.dataset or default_dataset()
     work = tempfile.mkdtemp(prefix="bench_features_")
     try:
-        hour = args.corpus or generate_corpus(dataset, args.hours, os.path.join(work, "hour"))
+        if args.smoke and not args.dataset:
+            args.dataset = common.tiny_corpus(os.path.join(work, "tiny"))
+        dataset = args.dataset or default_dataset()
+        hour = args.corpus or generate_corpus(dataset, args.hours, os.path.join(work, "hour"), tile=args.smoke)
         results = {"torch_threads": 1, "corpora": {
             "sample": measure("sample", dataset, os.path.join(work, "cache")),
             f"generated_{args.hours:g}h": measure("hour", hour, os.path.join(work, "cache")),
@@ -170,6 +179,7 @@ def main():
     with open(args.out, "w") as f:
         json.dump(results, f, indent=2)
     print(f"wrote {args.out}")
+    return results
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Test-set scores of each ensemble member alone, of the mean member and of the averaged ensemble.
 
-    python bench/classify_ensemble.py --checkpoint CKPT_DIR/model.pt --dataset corpora/kws [--name kws]
+    python bench/classify_ensemble.py --checkpoint CKPT_DIR --dataset corpora/kws [--name kws]
+    python bench/classify_ensemble.py --smoke    # CI: a tiny 2-model ensemble trained for a moment on tones
 
 Scores come from the dataset's own scorer (tools/classification_eval.py: accuracy for
 single labels, KL divergence for distributions); accuracies carry their binomial
@@ -14,15 +15,17 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 
 import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [REPO, os.path.join(REPO, "tools")]
+sys.path[:0] = [REPO, os.path.join(REPO, "tools"), os.path.join(REPO, "bench")]
+import common  # noqa: E402
 from classification_eval import kl_row, read_table, score  # noqa: E402
 
-from modules.checkpoint import load_file  # noqa: E402
+from modules.checkpoint import CHECKPOINT_FILE, read_checkpoint  # noqa: E402
 from modules.classify.classifier import AudioClassifier  # noqa: E402
 
 
@@ -69,15 +72,36 @@ def kl_difference(names, label_file, ensemble_probs, member_probs, classes) -> d
     return {"mean": mean, "standard_error": spread / math.sqrt(len(diffs))}
 
 
+def load_classifier(path: str) -> AudioClassifier:
+    """The classifier of a checkpoint folder (or its model.pt), any format modules/checkpoint.py reads."""
+    folder = os.path.dirname(path) if os.path.basename(path) == CHECKPOINT_FILE else path
+    task, state = read_checkpoint(folder)
+    if task != "classify":
+        raise SystemExit(f"{folder}: a {task} checkpoint; classify_ensemble needs a classify one")
+    return AudioClassifier.from_state_dict(state["classifier"], torch.device("cpu"))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", required=True, help="a model.pt written by main.py --task classify")
-    p.add_argument("--dataset", required=True, help="dataset root with test/test_data and test/test_label")
+    p.add_argument("--checkpoint", help="a checkpoint folder (or its model.pt) written by main.py --task classify")
+    p.add_argument("--dataset", help="dataset root with test/test_data and test/test_label")
     p.add_argument("--name", default="", help="key of this run in the results file (default: the dataset's name)")
     p.add_argument("--command", default="", help="the training command, recorded with the figures")
-    p.add_argument("--out", default=os.path.join(REPO, "bench", "results", "classify_ensemble.json"))
+    p.add_argument("--out", default=None, help="default bench/results/classify_ensemble.json (smoke: bench/results/smoke/)")
+    p.add_argument("--smoke", action="store_true", help="CI: train a tiny ensemble on tones and score it")
     args = p.parse_args(argv)
-    classifier = AudioClassifier.from_state_dict(load_file(args.checkpoint)["classifier"], torch.device("cpu"))
+    if not args.smoke and not (args.checkpoint and args.dataset):
+        p.error("--checkpoint and --dataset are required (or --smoke)")
+    args.out = args.out or os.path.join(REPO, "bench", "results", *(["smoke"] if args.smoke else []),
+                                        "classify_ensemble.json")
+    with tempfile.TemporaryDirectory(prefix="classify_ensemble_") as scratch:
+        if args.smoke:
+            args.dataset = common.tiny_clip_corpus(os.path.join(scratch, "clips"))
+            args.checkpoint = common.tiny_checkpoint("classify", args.dataset, os.path.join(scratch, "checkpoints"))
+        return evaluate(load_classifier(args.checkpoint), args)
+
+
+def evaluate(classifier: AudioClassifier, args) -> dict:
     folder = os.path.join(args.dataset, "test", "test_data")
     names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
     paths = [os.path.join(folder, n) for n in names]
@@ -131,6 +155,7 @@ def main(argv=None):
     with open(args.out, "w") as f:
         json.dump(everything, f, indent=1)
     print(f"written to {args.out} under {name!r}")
+    return results
 
 
 if __name__ == "__main__":

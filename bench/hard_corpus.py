@@ -2,6 +2,7 @@
 
     python tools/make_corpus.py --out corpora/ko2h --hours 2.2
     python bench/hard_corpus.py corpora/ko2h corpora/ko2h_hard [--snr 0,15] [--seed 0]
+    python bench/hard_corpus.py --smoke /tmp/hard   # CI: 6 sample_dataset test files, seconds
 
 The test split of tools/make_corpus.py already has unseen sentences and unseen voices; this adds
 what participants meet in a competition's test set and a quiet synthetic one lacks (issue 23.4).
@@ -27,7 +28,8 @@ import soundfile
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path[:0] = [ROOT, os.path.dirname(os.path.abspath(__file__))]
+import common  # noqa: E402
 from modules.audio import SAMPLE_RATE, list_audio_files, load_audio  # noqa: E402
 from modules.transcribe.augment import (  # noqa: E402
     NOISE_EXPONENTS,
@@ -67,11 +69,17 @@ def write_like(path: str, samples: np.ndarray, original_head: bytes):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("source", help="a corpus made by tools/make_corpus.py (any layout)")
-    p.add_argument("out", help="the harder copy (must not exist)")
+    p.add_argument("source", nargs="?", help="a corpus made by tools/make_corpus.py (any layout)")
+    p.add_argument("out", nargs="?", help="the harder copy (must not exist)")
     p.add_argument("--snr", default="0,15", help="SNR range in dB (default 0,15)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--smoke", action="store_true", help="CI: `--smoke OUT` degrades 6 sample_dataset test files "
+                                                        "(the source, with 24 training files, goes to OUT.source)")
     a = p.parse_args(argv)
+    if a.smoke and a.source and not a.out:  # `--smoke OUT`: the one folder given is the output
+        a.out, a.source = a.source, common.tiny_corpus(a.source.rstrip("/") + ".source")
+    if not (a.source and a.out):
+        p.error("SOURCE and OUT are required (or --smoke OUT)")
     low, high = parse_snr_range(a.snr)
     test_data = os.path.join(a.source, "test", "test_data")
     if not os.path.isdir(test_data):

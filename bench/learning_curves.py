@@ -25,15 +25,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import common  # noqa: E402
 import measure  # noqa: E402
 import run_suite  # noqa: E402
 
 MODELS = {"deepspeech2": ["--model", "deepspeech2"],
           "conformer": ["--model", "conformer"],
           "attention": ["--model", "attention", "--decoder", "joint"]}
-SMOKE = {"deepspeech2": ["--rnn_hidden", "32", "--rnn_layers", "1"],
-         "conformer": ["--d_model", "32", "--layers", "1", "--heads", "2"],
-         "attention": ["--d_model", "32", "--layers", "1", "--heads", "2"]}
 FINAL_DECODERS = {"greedy": {"decoder": "greedy"}, "beam": {"decoder": "beam", "lm_weight": 0.0},
                   "beam+LM": {"decoder": "beam"}, "attention": {"decoder": "attention"},
                   "joint": {"decoder": "joint"}}
@@ -41,23 +39,15 @@ FINAL_DECODERS = {"greedy": {"decoder": "greedy"}, "beam": {"decoder": "beam", "
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--budget-minutes", type=float, default=45.0, help="training wall-clock budget per model")
-    p.add_argument("--hours", type=float, default=2.2, help="corpus size (train + test), generated once, cached")
-    p.add_argument("--seed", type=int, default=1, help="corpus seed")
-    p.add_argument("--corpus", type=str, default=None, help="use this corpus (2022 layout) instead")
-    p.add_argument("--cache", type=str, default=os.path.join(ROOT, "bench", "cache"))
+    common.add_run_arguments(p, budget_minutes=45.0, budget_help="training wall-clock budget per model", hours=2.2,
+                             work="work_curves")
     p.add_argument("--models", type=str, default=",".join(MODELS), help="from: " + ", ".join(MODELS))
     p.add_argument("--save-every", type=int, default=2, help="epochs between the checkpoints the curve is read from")
-    p.add_argument("--extra", type=str, default="", help="main.py options added to every run")
-    p.add_argument("--out", type=str, default=None, help="default bench/results (smoke: bench/results/smoke)")
-    p.add_argument("--work", type=str, default=None, help="sessions and logs (default OUT/work_curves)")
     p.add_argument("--smoke", action="store_true", help="CI: tiny corpus, 0.15 min budgets, tiny models")
     a = p.parse_args(argv)
     if a.smoke:
         a.budget_minutes, a.save_every = min(a.budget_minutes, 0.15), 1
-    a.out = a.out or os.path.join(ROOT, "bench", "results", *(["smoke"] if a.smoke else []))
-    a.work = a.work or os.path.join(a.out, "work_curves")
-    return a
+    return common.finish_run_arguments(a, work="work_curves")
 
 
 def checkpoints(run: dict) -> list:
@@ -75,6 +65,7 @@ def evaluate(run: dict, corpus: str, decoders: dict) -> list:
     import torch
     from modules.checkpoint import read_checkpoint
     from modules.text import read_label_records
+    from modules.transcribe.decoding import SEQUENCE_DECODERS
     from modules.transcribe.recognizer import SpeechRecognizer
     refs = {r["filename"]: r["text"] for r in read_label_records(os.path.join(corpus, "test", "test_label"))}
     names = sorted(refs)
@@ -88,8 +79,7 @@ def evaluate(run: dict, corpus: str, decoders: dict) -> list:
         point = {"epoch": epoch, "updates": state["trainer"]["step"], "seconds": seconds_at_epoch.get(epoch)}
         last = i == len(found) - 1
         for name, changes in (decoders.items() if last else [("greedy", {"decoder": "greedy"})]):
-            if (name == "beam+LM" and rec.lm is None) or (name in ("attention", "joint") and
-                                                          rec.model_name != "attention"):
+            if (name == "beam+LM" and rec.lm is None) or (name in SEQUENCE_DECODERS and not rec.model.has_decoder):
                 continue
             rec.decoder_config = replace(as_trained, **changes)
             point[f"test_cer_{name}"] = round(measure.test_cer(rec, paths, [refs[n] for n in names],
@@ -164,12 +154,11 @@ def plot(results: dict, path: str):
 def main(argv=None):
     a = parse_args(argv)
     os.makedirs(a.out, exist_ok=True)
-    corpus = run_suite.make_corpus(argparse.Namespace(corpus=a.corpus, smoke=a.smoke, seed=a.seed, hours=a.hours,
-                                                      cache=a.cache))
+    corpus = common.suite_corpus(a, run_suite.log)
     budget = argparse.Namespace(work=a.work, budget_minutes=a.budget_minutes)
     results = {}
     for name in a.models.split(","):
-        argv = MODELS[name] + (SMOKE[name] if a.smoke else []) + ["--save_every", str(a.save_every)] + a.extra.split()
+        argv = MODELS[name] + (common.SMOKE_MODELS[name] if a.smoke else []) + ["--save_every", str(a.save_every)] + a.extra.split()
         start = time.time()
         run = run_suite.train_and_submit(name, argv, corpus, budget)
         run.update(model=name, home=os.path.join(a.work, name, "nsml_home"))

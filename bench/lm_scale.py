@@ -3,6 +3,7 @@
     python bench/lm_scale.py count [--sizes 20000,100000,600000]          # (a) time, peak RSS, size
     python bench/lm_scale.py cer CHECKPOINT --dataset D [--sizes 20000,100000,0]  # (b) CER curve
     python bench/lm_scale.py speed CHECKPOINT --dataset D [--old_rev 31f9668]     # decode: old vs new
+    python bench/lm_scale.py count --smoke --results /tmp/l.json           # CI: 300 transcripts, new LM only
 
 Texts come from tools/korean_text.py's grammar (about 57,900 distinct sentences of ~12 syllables):
   grammar  one sentence per transcript: large N repeats sentences (600k draws: ~46k distinct);
@@ -13,7 +14,7 @@ Each count runs in a child process, so its peak RSS is its own (Python, torch an
 included). `cer` decodes the corpus's test set with LMs counted from the first N of a pool of
 training-side sentences (never a test sentence: korean_text.is_test_sentence; validation sentences
 taken out too), fusion weights tuned on the validation split for each LM (a grid one step wider
-than modules/fusion.py's) and at the fixed defaults 0.8 / 2.0. `speed` decodes
+than modules/transcribe/fusion.py's) and at the fixed defaults 0.8 / 2.0. `speed` decodes
 the same acoustic outputs with the decoder and LM of `--old_rev` (20,000 transcripts, its default)
 and with today's (all transcripts; and the pruned worst case of `count`, whose text is off-domain). Everything lands in bench/results/lm_scale.json.
 """
@@ -174,7 +175,8 @@ def acoustic_outputs(checkpoint: str, dataset: str):
 
     from modules.checkpoint import read_checkpoint
     from modules.samplers import DurationBatchSampler
-    from modules.text import TextConfig, normalize_text, read_label_records
+    from modules.text import read_label_records
+    from modules.transcribe.normalize import TextConfig, normalize_text
     from modules.transcribe.corpus import Utterance, read_training_set
     from modules.transcribe.dataset import SpeechDataset, collate
     from modules.transcribe.recognizer import SpeechRecognizer
@@ -215,7 +217,7 @@ def decode_cer(rec, batches, config, lm=None):
 
 
 def tune(rec, batches, lm, grid=((0.0, 0.4, 0.8, 1.2, 1.6, 2.4), (0.0, 1.0, 2.0, 3.0, 4.0, 6.0))):
-    """The lowest validation CER over a fusion grid (modules/fusion.py's, and one step past its
+    """The lowest validation CER over a fusion grid (modules/transcribe/fusion.py's, and one step past its
     upper edges), on acoustic outputs computed once."""
     best = None
     for w in grid[0]:
@@ -227,7 +229,7 @@ def tune(rec, batches, lm, grid=((0.0, 0.4, 0.8, 1.2, 1.6, 2.4), (0.0, 1.0, 2.0,
 
 
 def run_cer(args):
-    from modules.text import normalize_text
+    from modules.transcribe.normalize import normalize_text
     from modules.transcribe.lm import CharNgramLM
     rec, outputs, valid = acoustic_outputs(args.checkpoint, args.dataset)
     checkpoint_lm = rec.lm
@@ -274,7 +276,7 @@ def run_speed(args):
     import torch  # noqa: F401
 
     from modules.metrics import cer
-    from modules.text import normalize_text
+    from modules.transcribe.normalize import normalize_text
     from modules.transcribe.decoding import DecoderConfig, decode_batch
     from modules.transcribe.lm import CharNgramLM
     old = old_lm_module(args.old_rev)
@@ -334,6 +336,7 @@ def main():
     c.add_argument("--unit", default="jamo")
     c.add_argument("--old_up_to", type=int, default=20000, help="also time the old counting up to this size")
     c.add_argument("--old_rev", default="31f9668")
+    c.add_argument("--smoke", action="store_true", help="CI: 300 grammar transcripts, order 4, today's LM only")
     for name in ("cer", "speed"):
         s = sub.add_parser(name)
         s.add_argument("checkpoint")
@@ -345,6 +348,10 @@ def main():
     for s in sub.choices.values():
         s.add_argument("--results", default=RESULTS, help="JSON file whose section this stage replaces")
     args = p.parse_args()
+    if getattr(args, "smoke", False):
+        args.sizes, args.kinds, args.order, args.old_up_to = "300", "grammar", 4, 0
+        if args.results == RESULTS:  # smoke figures never land in the committed results
+            args.results = os.path.join(ROOT, "bench", "results", "smoke", "lm_scale.json")
     globals()["RESULTS"] = args.results
     {"count": run_count, "cer": run_cer, "speed": run_speed}[args.stage](args)
 

@@ -1,6 +1,7 @@
 """Training throughput (audio-seconds per second) of model configurations on the same synthetic batches.
 
     python bench/model_speed.py [--batch_seconds 90] [--steps 5] [--out bench/model_speed.txt]
+    python bench/model_speed.py --smoke --out /tmp/m.txt   # CI: one step of 4 one-second utterances, seconds
 
 Runs each configuration in turn on identical (B, T, n_mels) batches (features -> forward ->
 CTC loss -> backward -> AdamW step) and prints audio-s/s plus the ratio to DeepSpeech2's default,
@@ -39,15 +40,20 @@ def throughput(name, options, batches, vocab=1200):
     return audio / elapsed
 
 
-def main():
-    p = argparse.ArgumentParser()
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batch_seconds", type=float, default=90.0)
     p.add_argument("--utt_seconds", type=float, default=3.0)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=2, help="configurations interleaved, best round kept")
-    p.add_argument("--out", type=str, default="bench/model_speed.txt")
-    args = p.parse_args()
+    p.add_argument("--out", type=str, default=None, help="default bench/model_speed.txt (smoke: bench/results/smoke/)")
+    p.add_argument("--smoke", action="store_true", help="CI: one timed step on a 4 s batch, one round")
+    args = p.parse_args(argv)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    args.out = args.out or os.path.join(root, "bench", *(["results", "smoke"] if args.smoke else []), "model_speed.txt")
+    if args.smoke:
+        args.batch_seconds, args.utt_seconds, args.steps, args.rounds = 4.0, 1.0, 1, 1
     torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(0)
     b, t = int(args.batch_seconds / args.utt_seconds), int(args.utt_seconds * 100)
@@ -67,9 +73,11 @@ def main():
         lines.append(f"{name:12s} {str(options):38s} {n_params:5.2f} M  {speed:7.1f} audio-s/s  "
                      f"x{speed / reference:.2f} vs deepspeech2 default")
         print(lines[-1], flush=True)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         f.write(f"batch {args.batch_seconds} s of {args.utt_seconds} s utterances, {args.threads} threads\n")
         f.write("\n".join(lines) + "\n")
+    return lines
 
 
 if __name__ == "__main__":

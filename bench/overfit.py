@@ -36,52 +36,40 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 from modules.transcribe.decoding import SEQUENCE_DECODERS, DecoderConfig  # noqa: E402
 from modules.transcribe.models import MODELS  # noqa: E402
 
 # The recipe minus augmentation, no language model (decoding is scored without one), no held-out split.
 RECIPE = ["--specaugment", "off", "--speed_perturb", "off", "--decoder", "greedy", "--lm_order", "0",
           "--valid_fraction", "0", "--no_tune_lm"]
-SMOKE_MODELS = {"deepspeech2": ["--rnn_hidden", "32", "--rnn_layers", "1"],
-                "conformer": ["--d_model", "32", "--layers", "1", "--heads", "2"],
-                "attention": ["--d_model", "32", "--layers", "1", "--heads", "2"]}
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", type=str, default=",".join(MODELS), help="comma-separated, from: " + ", ".join(MODELS))
-    p.add_argument("--budget-minutes", type=float, default=15.0, help="training minutes per model")
+    common.add_run_arguments(p, budget_minutes=15.0, budget_help="training minutes per model", work=None)
     p.add_argument("--target", type=float, default=0.05, help="training-set CER to reach")
-    p.add_argument("--utterances", type=int, default=64)
-    p.add_argument("--seed", type=int, default=1, help="corpus seed")
-    p.add_argument("--corpus", type=str, default=None, help="use this corpus (2022 layout) instead of generating")
-    p.add_argument("--cache", type=str, default=os.path.join(ROOT, "bench", "cache"))
+    p.add_argument("--utterances", type=int, default=64, help="the corpus generated: this many training utterances")
     p.add_argument("--epochs", type=int, default=100, help="the learning-rate schedule's length (main.py's default)")
     p.add_argument("--threads", type=int, default=0, help="torch threads; 0 = torch's default")
-    p.add_argument("--extra", type=str, default="", help="main.py options added to every model's run")
-    p.add_argument("--out", type=str, default=None, help="default bench/results (smoke: bench/results/smoke)")
     p.add_argument("--smoke", action="store_true", help="CI: 6 utterances, tiny models, a few epochs")
     a = p.parse_args(argv)
     if a.smoke:
         a.utterances, a.budget_minutes, a.epochs = min(a.utterances, 6), min(a.budget_minutes, 0.15), 3
-    a.out = a.out or os.path.join(ROOT, "bench", "results", *(["smoke"] if a.smoke else []))
-    return a
+    return common.finish_run_arguments(a)
 
 
-def log(msg):
-    print(f"[overfit {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+log = common.logger("overfit")
 
 
 def make_corpus(a) -> str:
+    """`--corpus`, or a generated corpus of `--utterances` training utterances (the test split is unused)."""
     if a.corpus:
         return os.path.abspath(a.corpus)
-    out = os.path.join(a.cache, f"overfit{a.utterances}_seed{a.seed}")
-    if not os.path.isfile(os.path.join(out, "corpus_info.json")):
-        cmd = [sys.executable, os.path.join(ROOT, "tools", "make_corpus.py"), "--out", out, "--seed", str(a.seed),
-               "--train-utts", str(a.utterances), "--test-utts", "1", "--no-progress", "--force"]
-        log("corpus: " + " ".join(cmd))
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return out
+    return common.generated_corpus(a.cache, f"overfit{a.utterances}_seed{a.seed}",
+                                   ["--train-utts", str(a.utterances), "--test-utts", "1"], a.seed, log, quiet=True)
 
 
 def machine() -> dict:
@@ -102,7 +90,7 @@ def machine() -> dict:
 def decoders_for(recognizer) -> dict:
     """name -> DecoderConfig scored on the training set: greedy CTC, and the model's own searches."""
     out = {"greedy": DecoderConfig(decoder="greedy")}
-    if hasattr(recognizer.model, "decoder_step"):
+    if recognizer.model.has_decoder:
         for name in SEQUENCE_DECODERS:
             out[name] = DecoderConfig(decoder=name, beam_width=4)
     return out
@@ -111,7 +99,7 @@ def decoders_for(recognizer) -> dict:
 def memorise(name: str, corpus: str, a) -> dict:
     """Train model `name` on every utterance of `corpus` until each decoder's training CER < target."""
     from modules.transcribe import parse_options, recipe  # what `python main.py <argv>` builds
-    argv = ["--model", name, *RECIPE, "--epochs", str(a.epochs), *(SMOKE_MODELS[name] if a.smoke else []),
+    argv = ["--model", name, *RECIPE, "--epochs", str(a.epochs), *(common.SMOKE_MODELS[name] if a.smoke else []),
             *a.extra.split()]
     trainer = recipe.build(parse_options(argv), corpus, torch.device("cpu"))
     utts = trainer.train_utts

@@ -34,6 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import common  # noqa: E402
 import measure  # noqa: E402
 
 CONFIGS = {"kit": [], "baseline2022": ["--preset", "baseline2022"],
@@ -49,9 +50,9 @@ DECODERS = {"greedy": {"decoder": "greedy"}, "beam": {"decoder": "beam", "lm_wei
 # The kit's pipeline (time stride 6, duration batches, its optimizer...) with the baseline's model size.
 KIT_AT_BASELINE_SIZE = ["--rnn_hidden", "1024", "--rnn_layers", "3"]
 # --smoke: tiny models so CI runs every step in about a minute; figures are not comparable.
-SMOKE_MODEL = ["--rnn_hidden", "32", "--rnn_layers", "1"]
+SMOKE_MODEL = common.SMOKE_MODELS["deepspeech2"]
 SMOKE_BASELINE_BATCH = ["--batch_utterances", "16"]
-SMOKE_TRANSFORMER = ["--d_model", "32", "--layers", "1", "--heads", "2"]
+SMOKE_TRANSFORMER = common.SMOKE_MODELS["conformer"]
 
 EPOCH_LINE = re.compile(r"^epoch\s+(\d+)(?:/\d+)? \|.*\| val_cer ([0-9.]+) \|.*?\| ([0-9.]+) min")
 AUDIO_PER_SECOND = re.compile(r"\| ([0-9.]+) audio-s/s \|")
@@ -62,21 +63,11 @@ README_START, README_END = "<!-- suite-results:start -->", "<!-- suite-results:e
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--budget-minutes", type=float, default=20.0, help="training wall-clock budget per config")
-    p.add_argument("--hours", type=float, default=1.0, help="corpus size (train + test), generated once, cached")
-    p.add_argument("--seed", type=int, default=1, help="corpus seed")
-    p.add_argument("--corpus", type=str, default=None, help="use this corpus (2022 layout) instead of generating")
-    p.add_argument("--cache", type=str, default=os.path.join(ROOT, "bench", "cache"), help="generated corpora")
-    p.add_argument("--out", type=str, default=None,
-                   help="where suite.json and the PNG go (default bench/results, smoke: bench/results/smoke)")
-    p.add_argument("--work", type=str, default=None, help="sessions and logs (default OUT/work)")
+    common.add_run_arguments(p, budget_minutes=20.0, budget_help="training wall-clock budget per config", hours=1.0)
     p.add_argument("--throughput-steps", type=int, default=20)
     p.add_argument("--throughput-warmup", type=int, default=2)
     p.add_argument("--infer-files", type=int, default=0, help="test files timed at inference; 0 = all")
     p.add_argument("--feature-hours", type=float, default=0.25, help="audio timed for feature extraction")
-    p.add_argument("--extra", type=str, default="",
-                   help="main.py options added last to every run (e.g. '--rnn_hidden 128' for a quick check); "
-                        "such a run is not the benchmark")
     p.add_argument("--configs", type=str, default=",".join(CONFIGS),
                    help="configurations trained for the budget (kit and baseline2022 always), from: "
                         + ", ".join(CONFIGS))
@@ -89,31 +80,10 @@ def parse_args(argv=None):
         a.budget_minutes = min(a.budget_minutes, 0.1)
         a.throughput_steps, a.throughput_warmup = min(a.throughput_steps, 2), min(a.throughput_warmup, 1)
         a.no_readme = True  # smoke figures are not the benchmark
-    a.out = a.out or os.path.join(ROOT, "bench", "results", *(["smoke"] if a.smoke else []))
-    a.work = a.work or os.path.join(a.out, "work")
-    return a
+    return common.finish_run_arguments(a)
 
 
-def log(msg):
-    print(f"[suite {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-# -- corpus --------------------------------------------------------------------
-
-def make_corpus(a) -> str:
-    if a.corpus:
-        return os.path.abspath(a.corpus)
-    name = f"smoke_seed{a.seed}" if a.smoke else f"ko_{a.hours:g}h_seed{a.seed}"
-    out = os.path.join(a.cache, name)
-    if os.path.isfile(os.path.join(out, "corpus_info.json")):
-        log(f"corpus: cached {out}")
-        return out
-    size = ["--train-utts", "60", "--test-utts", "12"] if a.smoke else ["--hours", str(a.hours)]
-    cmd = [sys.executable, os.path.join(ROOT, "tools", "make_corpus.py"), "--out", out, "--seed", str(a.seed),
-           "--no-progress", "--force", *size]
-    log("corpus: " + " ".join(cmd))
-    subprocess.run(cmd, check=True)
-    return out
+log = common.logger("suite")
 
 
 # -- training and submit through main.py ---------------------------------------
@@ -236,6 +206,7 @@ def test_cer_by_decoder(runs: dict, corpus: str) -> dict:
     from dataclasses import replace
 
     from modules.text import read_label_records
+    from modules.transcribe.decoding import SEQUENCE_DECODERS
     references = {r["filename"]: r["text"] for r in read_label_records(os.path.join(corpus, "test", "test_label"))}
     folder = os.path.join(corpus, "test", "test_data")
     names = sorted(references)
@@ -248,7 +219,8 @@ def test_cer_by_decoder(runs: dict, corpus: str) -> dict:
             decoders = {"greedy": {}}
         else:
             decoders = {k: v for k, v in DECODERS.items()
-                        if (k != "beam+LM" or rec.lm is not None) and (k not in ("attention", "joint") or rec.model_name == "attention")}
+                        if (k != "beam+LM" or rec.lm is not None)
+                        and (k not in SEQUENCE_DECODERS or rec.model.has_decoder)}
         batch = as_trained.batch_seconds
         results[name] = {}
         for decoder, changes in decoders.items():
@@ -442,7 +414,7 @@ def main(argv=None):
     os.makedirs(a.out, exist_ok=True)
     os.makedirs(a.work, exist_ok=True)
     started = time.time()
-    corpus = make_corpus(a)
+    corpus = common.suite_corpus(a, log)
     with open(os.path.join(corpus, "corpus_info.json"), encoding="utf-8") as f:
         info = json.load(f)
     hours = sum(split.get("hours", 0) for split in info.get("splits", {}).values())

@@ -3,6 +3,7 @@
 
     python bench/scale.py                                   # N = 10k, 100k, 600k; writes bench/results/scale.json
     python bench/scale.py --sizes 10000 --steps 5 --cache /tmp/scale -- --num_workers 0
+    python bench/scale.py --smoke --out /tmp/s.json          # CI: 200 rows on 24 sample files, a tiny model
 
 Corpora: a 2022-layout dataset of N label rows (`train/train_label`, headerless PCM in
 `train/train_data`) whose audio files are hard links to the few thousand files of a base
@@ -39,6 +40,9 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
 TARGET_FIRST_STEP_S = 120.0   # at 600k rows
 TARGET_RSS_GROWTH_MIB = 1024  # 600k run's peak over the 10k run's
 
@@ -48,8 +52,10 @@ TARGET_RSS_GROWTH_MIB = 1024  # 600k run's peak over the 10k run's
 MASKS = ("&name&", "&address&", "&tel-num&", "&company-name&", "&card-num&")
 
 
-def base_corpus(cache: str, utts: int) -> str:
-    """The real audio the big corpora link to: tools/make_corpus.py, made once."""
+def base_corpus(cache: str, utts: int, smoke: bool = False) -> str:
+    """The real audio the big corpora link to: tools/make_corpus.py, made once (smoke: sample_dataset's files)."""
+    if smoke:
+        return common.tiny_corpus(os.path.join(cache, f"sample{utts}"), train=utts, test=4)
     path = os.path.join(cache, f"base{utts}")
     if not os.path.isfile(os.path.join(path, "train", "train_label")):
         shutil.rmtree(path, ignore_errors=True)
@@ -434,10 +440,13 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", default="10000,100000,600000", help="label rows of each run")
     p.add_argument("--steps", type=int, default=10, help="optimizer steps measured per run")
-    p.add_argument("--cache", default=os.path.join(ROOT, "bench", "cache", "scale"),
-                   help="corpora (hard links: the base corpus must be on the same file system)")
+    p.add_argument("--cache", default=None,
+                   help="corpora (default bench/cache/scale, smoke: bench/cache/scale_smoke; hard links: the base "
+                        "corpus must be on the same file system)")
     p.add_argument("--base-utts", type=int, default=3000, help="real audio files the rows link to")
-    p.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "scale.json"))
+    p.add_argument("--out", default=None, help="default bench/results/scale.json (smoke: bench/results/smoke/)")
+    p.add_argument("--smoke", action="store_true", help="CI: 200 rows linked to 24 sample_dataset files, 2 steps, "
+                                                        "a tiny model (figures meaningless)")
     p.add_argument("--workers", default="", help="instead: throughput with these DataLoader worker counts, "
                                                  "e.g. 0,1,2, on the base corpus (writes bench/results/scale_workers.json)")
     p.add_argument("--rounds", type=int, default=5, help="--workers: rounds of all counts in a random order")
@@ -445,8 +454,13 @@ def main(argv=None):
     a, main_args = p.parse_args(argv[:split]), argv[split + 1:]
     if a.child:
         return child(a.child, a.steps, main_args)
+    a.out = a.out or os.path.join(common.RESULTS, *(["smoke"] if a.smoke else []), "scale.json")
+    a.cache = a.cache or os.path.join(common.CACHE, "scale_smoke" if a.smoke else "scale")
+    if a.smoke:
+        a.sizes, a.steps, a.base_utts = "200", min(a.steps, 2), 24
+        main_args = common.SMOKE_MODELS["deepspeech2"] + main_args
     os.makedirs(a.cache, exist_ok=True)
-    base = base_corpus(a.cache, a.base_utts)
+    base = base_corpus(a.cache, a.base_utts, a.smoke)
     if a.workers:
         out = os.path.join(os.path.dirname(a.out), "scale_workers.json")
         return workers_sweep(base, a.rounds, a.steps, [int(w) for w in a.workers.split(",")], main_args, out)

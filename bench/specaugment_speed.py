@@ -77,7 +77,7 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=24.7, help="the longest utterance (64 x 24.7 = 1,580 s)")
     parser.add_argument("--n_mels", type=int, default=80)
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--quick", action="store_true", help="5 repeats (a smoke run; its figures are rough)")
+    parser.add_argument("--quick", "--smoke", action="store_true", help="5 repeats (a smoke run; its figures are rough)")
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "specaugment_speed.json"))
     args = parser.parse_args(argv)
     repeats = 5 if args.quick else args.repeats

@@ -2,6 +2,7 @@
 
     python bench/train_memory.py                        # 3 min each: --heap_limit_mib 0 (never trim) and the default
     python bench/train_memory.py --minutes 6 --limits 0,1536,1024 --extra "--model conformer"
+    python bench/train_memory.py --smoke --out /tmp/m.json   # CI: a tiny model on 24 sample utterances, seconds
 
 Each run is `python main.py --dataset_path CORPUS --max_minutes M --heap_limit_mib L`
 (the bench corpus of run_suite.py, generated once under bench/cache/). The resident size
@@ -22,7 +23,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import run_suite  # noqa: E402  (the bench corpus and the session environment)
+import common  # noqa: E402
+import run_suite  # noqa: E402  (the session environment)
 
 EPOCH = re.compile(r"^epoch\s+(\d+) \|.*\| val_cer ([0-9.]+) \| ([0-9.]+) audio-s/s")
 
@@ -77,10 +79,18 @@ def main(argv=None):
     p.add_argument("--hours", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--work", default="/tmp/train_memory")
-    p.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "train_memory.json"))
+    p.add_argument("--out", default=None, help="default bench/results/train_memory.json (smoke: bench/results/smoke/)")
+    p.add_argument("--smoke", action="store_true", help="CI: 24 sample utterances, a tiny model, 3 s per run")
     a = p.parse_args(argv)
-    corpus = run_suite.make_corpus(argparse.Namespace(corpus=a.corpus, smoke=False, seed=a.seed, hours=a.hours,
-                                                      cache=os.path.join(ROOT, "bench", "cache")))
+    a.out = a.out or os.path.join(common.RESULTS, *(["smoke"] if a.smoke else []), "train_memory.json")
+    if a.smoke:
+        a.minutes = min(a.minutes, 0.05)
+        a.extra = shlex.join(common.SMOKE_MODELS["deepspeech2"] + ["--lm_order", "0", "--decoder", "greedy"]) \
+            + " " + a.extra
+        corpus = a.corpus or common.tiny_corpus(os.path.join(a.work, "corpus"))
+    else:
+        a.cache = common.CACHE
+        corpus = common.suite_corpus(a, run_suite.log)
     runs = [run(float(x), corpus, a) for x in a.limits.split(",")]
     reference = runs[0]
     print(f"\n{'heap limit':>12} {'peak RSS':>10} {'audio-s/s':>10} {'vs first':>9} {'epochs':>7} {'best val CER':>13}")

@@ -9,7 +9,6 @@ from data_corpora import tone_audio
 from modules.averaging import BestWeights, ExponentialMovingAverage, choose_weights
 from modules.checkpoint import load_file, save_file
 from modules.features import FeatureConfig, LogMelFilterbank
-from modules.text import TextConfig
 from modules.transcribe.augment import (
     WaveAugment,
     babble,
@@ -22,6 +21,7 @@ from modules.transcribe.augment import (
 )
 from modules.transcribe.corpus import Utterance
 from modules.transcribe.models import build_model
+from modules.transcribe.normalize import TextConfig
 from modules.transcribe.recognizer import SpeechRecognizer
 from modules.transcribe.tokenizers import build_tokenizer
 from modules.transcribe.trainer import SpeechTrainer, TrainConfig

@@ -26,7 +26,7 @@ from modules.classify.resnet import ResNetClassifierConfig
 from modules.classify.trainer import classification_loss, classification_scores
 from modules.features import MultiResolutionLogMel
 from modules.metrics import accuracy, kl_divergence, macro_f1
-from modules.tasks import Callbacks
+from modules.task_interface import Callbacks
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SR = 16000

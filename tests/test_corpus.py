@@ -16,6 +16,7 @@ sys.path.insert(0, str(TOOLS))
 
 import korean_text  # noqa: E402
 import make_corpus  # noqa: E402
+import synthesis  # noqa: E402
 
 if shutil.which("espeak-ng") is None:
     pytest.skip("espeak-ng is not installed (apt-get install -y espeak-ng)",
@@ -96,7 +97,7 @@ def test_train_test_disjoint(corpus2022):
     train_voices = {r[1] for r in read_csv(corpus2022 / "train" / "train_meta.csv")[1:]}
     test_voices = {r[1] for r in read_csv(corpus2022 / "test" / "test_meta.csv")[1:]}
     assert train_voices and test_voices and not train_voices & test_voices
-    all_train, all_test = make_corpus.split_voices(make_corpus.VOICE_VARIANTS, 0.2)
+    all_train, all_test = make_corpus.split_voices(synthesis.VOICE_VARIANTS, 0.2)
     assert not set(all_train) & set(all_test)
     assert train_voices <= set(all_train) and test_voices <= set(all_test)
 
@@ -111,7 +112,7 @@ def test_same_seed_same_files(corpus2022, tmp_path):
 
 def test_other_seed_other_plan():
     gen = korean_text.SentenceGenerator()
-    voices, _ = make_corpus.split_voices(make_corpus.VOICE_VARIANTS, 0.2)
+    voices, _ = make_corpus.split_voices(synthesis.VOICE_VARIANTS, 0.2)
 
     def plan(seed):
         opt = make_corpus.Options(out=Path("."), seed=seed)
@@ -122,7 +123,7 @@ def test_other_seed_other_plan():
 
 def test_test_known_chars_plan():
     gen = korean_text.SentenceGenerator("commands", slot_limit=2)
-    train_voices, test_voices = make_corpus.split_voices(make_corpus.VOICE_VARIANTS, 0.2)
+    train_voices, test_voices = make_corpus.split_voices(synthesis.VOICE_VARIANTS, 0.2)
     opt = make_corpus.Options(out=Path("."), test_known_chars=True)
     train = [u for _, u in zip(range(40), make_corpus.plan_utterances("train", train_voices, gen, opt))]
     charset = {c for u in train for c in u.label}

@@ -16,10 +16,10 @@ from data_corpora import one_torch_thread, tone_audio, wav_bytes  # noqa: F401 (
 from modules import loading
 from modules.audio import usable_duration, usable_durations
 from modules.features import FeatureConfig
-from modules.text import (MASK_PATTERN, TextConfig, _DUAL, _FILLER, _NOISE, normalize_text, read_label_columns,
-                          read_label_records, safe_join)
+from modules.text import read_label_columns, read_label_records, safe_join
 from modules.transcribe.corpus import Utterance, resolve_paths
 from modules.transcribe.dataset import PackedStrings, Targets
+from modules.transcribe.normalize import MASK_PATTERN, TextConfig, _DUAL, _FILLER, _NOISE, normalize_text
 from modules.transcribe.recognizer import SpeechRecognizer
 from modules.transcribe.split import split_by_sentence
 from modules.transcribe.tokenizers import CharTokenizer, JamoTokenizer, SentencePieceTokenizer, build_tokenizer

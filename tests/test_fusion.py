@@ -1,4 +1,4 @@
-"""LM fusion weights chosen on validation data (modules/fusion.py) and saved with 'best' (main.py)."""
+"""LM fusion weights chosen on validation data (modules/transcribe/fusion.py) and saved with 'best' (main.py)."""
 from types import SimpleNamespace
 
 import torch

@@ -10,12 +10,12 @@ from modules import loading, training
 from modules.loading import dataloader_options
 from modules.features import FeatureConfig, SpecAugmentConfig, spec_augment
 from modules.memory import HeapTrimmer
-from modules.text import TextConfig
 from modules.training import amp_dtype, enable_tf32, native_bf16, optimizer_options
 from modules.transcribe import parse_options
 from modules.transcribe.auto import Machine, choose
 from modules.transcribe.corpus import Utterance
 from modules.transcribe.models import build_model
+from modules.transcribe.normalize import TextConfig
 from modules.transcribe.recognizer import SpeechRecognizer
 from modules.transcribe.tokenizers import build_tokenizer
 from modules.transcribe.trainer import SpeechTrainer, TrainConfig

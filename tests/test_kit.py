@@ -12,9 +12,10 @@ import torch
 from modules.checkpoint import read_checkpoint
 from modules.features import FeatureConfig
 from modules.metrics import cer
-from modules.text import TextConfig, read_label_records
+from modules.text import read_label_records
 from modules.transcribe.corpus import read_training_set
 from modules.transcribe.inference import transcribe_files
+from modules.transcribe.normalize import TextConfig
 from modules.transcribe.recognizer import SpeechRecognizer
 from modules.transcribe.tokenizers import build_tokenizer
 from modules.transcribe.trainer import SpeechTrainer, TrainConfig

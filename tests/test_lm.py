@@ -1,4 +1,4 @@
-"""The n-gram language model (modules/lm.py): counts, Kneser-Ney probabilities, mask units,
+"""The n-gram language model (modules/transcribe/lm.py): counts, Kneser-Ney probabilities, mask units,
 pruning, checkpoints old and new."""
 import io
 import math
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from modules.checkpoint import load_file, save_file
-from modules.text import split_units
+from modules.transcribe.normalize import split_units
 from modules.transcribe.lm import BOS, EOS, LOG_FLOOR, CharNgramLM, count_ngrams
 
 

@@ -8,7 +8,7 @@ from data_corpora import one_torch_thread, tone_audio  # noqa: F401 (autouse fix
 
 from modules.features import FeatureConfig
 from modules.memory import HeapTrimmer, resident_mib
-from modules.text import TextConfig
+from modules.transcribe.normalize import TextConfig
 from modules.transcribe.corpus import Utterance
 from modules.transcribe.recognizer import SpeechRecognizer
 from modules.transcribe.tokenizers import build_tokenizer

@@ -45,7 +45,7 @@ def test_forward_backward_shapes_and_lengths(name):
     assert log_probs.shape[1] == int(out_lengths.max())
     assert torch.allclose(log_probs.exp().sum(-1), torch.ones(3, log_probs.shape[1]), atol=1e-4)
     loss = log_probs[0, : out_lengths[0]].sum()
-    if hasattr(model, "decoder_loss"):  # attention models: the decoder's parameters learn from its loss
+    if model.has_decoder:  # attention models: the decoder's parameters learn from its loss
         _, _, memory = model(feats, lengths, return_encoding=True)
         loss = loss + model.decoder_loss(memory, out_lengths, torch.tensor([1, 2, 3, 4, 5]), torch.tensor([2, 2, 1]))
     loss.backward()

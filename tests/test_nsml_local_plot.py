@@ -30,7 +30,7 @@ def transcription_records(epochs=4):
 
 
 def classifier_records():
-    """Two ensemble members of three epochs each, as modules/classifier_training.py reports."""
+    """Two ensemble members of three epochs each, as modules/classify/recipe.py reports them."""
     rows = []
     for member in range(2):
         for e in range(1, 4):

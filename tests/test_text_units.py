@@ -6,7 +6,7 @@ import warnings
 import pytest
 import torch
 
-from modules.text import MASK_TOKENS, TextConfig, normalize_text
+from modules.transcribe.normalize import MASK_TOKENS, TextConfig, normalize_text
 from modules.transcribe.tokenizers import TOKENIZERS, build_tokenizer, tokenizer_from_state
 
 KOREAN = ["안녕하세요 반갑습니다", "제 이름은 &name&이고 전화번호는 &tel-num&입니다",

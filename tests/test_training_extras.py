@@ -7,7 +7,7 @@ import torch
 
 from modules.checkpoint import load_file, save_file
 from modules.features import FeatureConfig
-from modules.text import TextConfig
+from modules.transcribe.normalize import TextConfig
 from modules.training import amp_dtype
 from modules.transcribe.decoding import DecoderConfig
 from modules.transcribe.inference import transcribe_files
@@ -223,7 +223,7 @@ def test_the_best_summary_after_lm_tuning_keeps_epoch_and_val_cer(monkeypatch):
     """The tuned report is the summary the re-saved 'best' checkpoint keeps (`nsml ps`, `model ls`)."""
     from types import SimpleNamespace
 
-    from modules.tasks import Callbacks
+    from modules.task_interface import Callbacks
     from modules.transcribe import recipe
     monkeypatch.setattr(recipe, "tune_lm_fusion", lambda rec, utts: [(0.067, 1.6, 1.0), (0.07, 1.0, 0.0)])
     rec = tiny_recognizer()

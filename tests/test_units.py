@@ -11,7 +11,7 @@ from modules.checkpoint import load_file, save_file
 from modules.features import FeatureConfig, LogMelFilterbank, SpecAugmentConfig, spec_augment
 from modules.metrics import cer
 from modules.samplers import DurationBatchSampler
-from modules.text import TextConfig, normalize_text
+from modules.transcribe.normalize import TextConfig, normalize_text
 from modules.transcribe.corpus import Utterance
 from modules.transcribe.decoding import ctc_greedy_decode
 from modules.transcribe.models import build_model

@@ -8,7 +8,7 @@ import torch
 from data_corpora import make_2019, make_2022, one_torch_thread, run_main, tone_audio  # noqa: F401 (autouse fixture)
 
 from modules.features import FeatureConfig
-from modules.text import TextConfig
+from modules.transcribe.normalize import TextConfig
 from modules.transcribe.corpus import Utterance
 from modules.transcribe.recognizer import SpeechRecognizer
 from modules.transcribe.tokenizers import build_tokenizer

@@ -5,7 +5,7 @@
     python tools/make_kws_corpus.py --task mixture --out corpora/mix      # DACON overlapped-speech style
 
 Synthesis, voices ("speakers"), their train/test split and the degradations
-(reverberation, noise, level) come from tools/make_corpus.py; this file only plans
+(reverberation, noise, level) come from tools/synthesis.py; this file only plans
 what is said and writes the classification layouts. Test voices never occur in train.
 
 --task kws (12 classes: 10 keywords + silence + unknown; score: accuracy)
@@ -36,9 +36,9 @@ import numpy as np
 import soundfile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_corpus import (NOISE_COLORS, SAMPLE_RATE, EspeakMissing, Options, Utterance,  # noqa: E402
-                         available_voices, check_espeak, colored_noise, render, speaker_style, split_voices,
-                         to_int16, write_csv)
+from synthesis import (NOISE_COLORS, SAMPLE_RATE, EspeakMissing, RenderOptions, Utterance,  # noqa: E402
+                       available_voices, check_espeak, colored_noise, render, speaker_style, split_voices,
+                       to_int16, write_csv)
 
 KEYWORDS = {"yes": "예", "no": "아니오", "up": "위", "down": "아래", "left": "왼쪽",
             "right": "오른쪽", "on": "켜", "off": "꺼", "stop": "멈춰", "go": "가"}
@@ -65,10 +65,10 @@ class ClassOptions:
     jobs: int = 2
     force: bool = False
 
-    def render_options(self, noise_prob: float) -> Options:
-        """make_corpus's degradation settings for one word (short silences: clips are ~1 s)."""
-        return Options(out=self.out, seed=self.seed, noise_prob=noise_prob, snr_min=5.0, snr_max=30.0,
-                       reverb=0.3, silence_max=0.2, speed_min=130, speed_max=200)
+    def render_options(self, noise_prob: float) -> RenderOptions:
+        """The degradation settings for one word (short silences: clips are ~1 s)."""
+        return RenderOptions(noise_prob=noise_prob, snr_min=5.0, snr_max=30.0, reverb=0.3, silence_max=0.2,
+                             speed_min=130, speed_max=200)
 
 
 def parse_args(argv=None) -> ClassOptions:
@@ -103,7 +103,7 @@ def word_take(split: str, index: int, word: str, label: str, voice: str, rng, op
                      word_gap=0, seed=[opt.seed, {"train": 0, "test": 1}[split], index])
 
 
-def render_all(takes: list, render_opt: Options, opt: ClassOptions):
+def render_all(takes: list, render_opt: RenderOptions, opt: ClassOptions):
     """(take, int16 audio) for every take, in order, synthesised by `opt.jobs` processes."""
     check_espeak()
     with multiprocessing.get_context("fork").Pool(max(1, opt.jobs)) as pool:

@@ -12,7 +12,7 @@ import warnings
 import torch
 
 from ..options import config_from
-from ..tasks import Callbacks
+from ..task_interface import Callbacks
 from .classifier import AudioClassifier, ClassifierSpec, classifier_feature_config
 from .clips import read_classification_set, split_by_group
 from .options import Options, parse_list

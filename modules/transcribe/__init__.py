@@ -7,6 +7,7 @@
     trainer.py     the speech part of the training loop      decoding.py    greedy, beam search
     lm.py          the n-gram LM                             fusion.py      LM weights chosen on validation
     inference.py   batched transcription of a folder         feature_cache.py  optional on-disk features
+    normalize.py   KsponSpeech tags, dual transcriptions, masks
 """
 import os
 

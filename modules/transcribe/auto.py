@@ -33,6 +33,7 @@ import torch
 
 from ..loading import auto_workers, available_cpus, local_processes
 from ..training import native_bf16
+from .models import config_fields
 from .models.conformer import SIZES as CONFORMER_SIZES
 
 MIN_CONFORMER_HOURS = 20.0     # below: DeepSpeech2 even on a GPU
@@ -108,7 +109,7 @@ def choose(options, machine: Machine, corpus_hours: float, recommended: dict = N
     else:
         pick("model", "conformer", f"{where}: a Conformer wins with data and GPU updates (Gulati et al. 2020).")
     model = options.model if options.model is not None else choice.settings["model"]
-    if model in ("conformer", "attention") and options.conformer_size is None and options.d_model is None:
+    if "size" in config_fields(model) and options.conformer_size is None and options.d_model is None:
         large = corpus_hours >= LARGE_HOURS and machine.gpu_memory_gib >= LARGE_GPU_GIB
         pick("conformer_size", "large" if large else ("medium" if gpu else "small"),
              f"size {'large' if large else 'medium' if gpu else 'small'}: large needs {LARGE_HOURS:g} h and "
@@ -127,7 +128,7 @@ def choose(options, machine: Machine, corpus_hours: float, recommended: dict = N
     own = recommended.get(model, {})
     lr, lr_reason = own.get("lr", 2e-3), f"peak LR {own.get('lr', 2e-3):g} ({model}'s own)." if own else None
     size = options.conformer_size or choice.settings.get("conformer_size")
-    if model in ("conformer", "attention") and size == "large" and options.d_model is None:
+    if "size" in config_fields(model) and size == "large" and options.d_model is None:
         # Gulati et al. 2020: peak LR 0.05 / sqrt(d_model) for every size, so large (d 512) peaks
         # at 1/sqrt(2) of medium's (d 256), the size the default LR is meant for on a GPU.
         lr = round(lr * (CONFORMER_SIZES["medium"][0] / CONFORMER_SIZES["large"][0]) ** 0.5, 6)

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .models.attention import SOS_EOS
 from .models.frontend import length_mask
+from .models.interface import BLANK
 
 
 def ctc_greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = 0,
@@ -163,7 +163,7 @@ def attention_beam_search(model, memory: torch.Tensor, memory_lengths: torch.Ten
     ids = [i for i, n in enumerate(max_lens) if n > 0]  # utterances still searching, one state row each
     if not ids:
         return [[] for _ in max_lens]
-    tokens = torch.full((len(ids), k, 1), SOS_EOS, dtype=torch.long, device=device)
+    tokens = torch.full((len(ids), k, 1), model.sos_eos, dtype=torch.long, device=device)
     scores = torch.full((len(ids), k), -math.inf, device=device)
     scores[:, 0] = 0.0  # one open hypothesis, <sos>, until the first step fills the beam
     lengths = memory_lengths[ids]
@@ -174,7 +174,7 @@ def attention_beam_search(model, memory: torch.Tensor, memory_lengths: torch.Ten
     cache = [None] * len(mem_kv)
     ctc = None
     if ctc_log_probs is not None and ctc_weight > 0:
-        ctc = CTCPrefixScorer(ctc_log_probs[ids, :longest], lengths, k)
+        ctc = CTCPrefixScorer(ctc_log_probs[ids, :longest], lengths, k, eos=model.sos_eos)
         pre_beam = min(int(1.5 * k), model.out.out_features)
     for step in range(max(max_lens)):
         logits = model.decoder_step(tokens[:, :, -1].flatten(), step, cache, mem_kv, mem_mask)
@@ -195,7 +195,7 @@ def attention_beam_search(model, memory: torch.Tensor, memory_lengths: torch.Ten
             for c, (score, parent, unit) in enumerate(zip(top_l[j], parents_l[j], units_l[j])):
                 if score == -math.inf:  # fewer candidates than rows (first step, tiny vocabulary)
                     continue
-                if unit == SOS_EOS:
+                if unit == model.sos_eos:
                     finished[i].append((tokens[j, parent, 1:].tolist(), score / (step + 1) ** length_penalty))
                 else:
                     opened.append(c)
@@ -239,11 +239,13 @@ class CTCPrefixScorer:
     The prefix score of a unit sequence y is log P(CTC output starts with y), summed over every
     alignment (Watanabe et al. 2017, Algorithm 2; ESPnet's CTCPrefixScore). Per hypothesis it keeps
     r[t] = (log P(y ends by frame t in a non-blank), log P(... in a blank)), which extends to
-    y + c in one pass over the frames. <eos> (id 0, the blank's) scores log P(output = y).
+    y + c in one pass over the frames. <eos> (`eos`: the decoder's end id; the attention model's is
+    the blank's) scores log P(output = y).
     """
 
-    def __init__(self, log_probs: torch.Tensor, lengths: torch.Tensor, beam: int):
+    def __init__(self, log_probs: torch.Tensor, lengths: torch.Tensor, beam: int, eos: int = BLANK):
         """log_probs: (U, T, V) CTC log-probabilities of U utterances; lengths: (U,) frames."""
+        self.eos = eos
         x = log_probs.float().clone()
         # Frames past an utterance's end: blank with probability 1, so its scores carry through unchanged.
         pad = ~length_mask(lengths, x.size(1))
@@ -276,7 +278,7 @@ class CTCPrefixScorer:
             r[t, 0] = torch.logaddexp(r[t - 1, 0], phi[t - 1]) + xs[t]
             r[t, 1] = torch.logaddexp(r[t - 1, 0], r[t - 1, 1]) + blank[t]
             psi = torch.logaddexp(psi, phi[t - 1] + xs[t])
-        psi = torch.where(candidates == SOS_EOS, r_sum[-1, ..., None], psi)  # <eos>: the whole output is y
+        psi = torch.where(candidates == self.eos, r_sum[-1, ..., None], psi)  # <eos>: the whole output is y
         self.new = (r, psi)
         prev = self.psi[..., None]
         return torch.where(psi == -math.inf, -math.inf, psi - prev)  # -inf, never nan, for empty rows

@@ -33,7 +33,7 @@ from collections import Counter
 import numpy as np
 import torch
 
-from ..text import MASK_PATTERN, split_units
+from .normalize import MASK_PATTERN, split_units
 
 BOS, EOS = "\x02", "\x03"  # sentence start / end; never in a normalised transcript
 _BOS, _EOS = 0, 1          # their ids: vocab[0], vocab[1]

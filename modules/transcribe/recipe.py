@@ -15,15 +15,15 @@ import torch
 from .. import distributed
 from ..averaging import cpu_copy
 from ..options import config_from
-from ..tasks import Callbacks
-from ..text import TextConfig
+from ..task_interface import Callbacks
+from .normalize import TextConfig
 from . import auto
 from .corpus import read_training_set
 from .decoding import SEQUENCE_DECODERS, DecoderConfig
 from .feature_cache import cache_dir_from_option
 from .fusion import FusionGrid, tune_lm_fusion
 from .lm import CharNgramLM
-from .models import RECOMMENDED_TRAINING
+from .models import RECOMMENDED_TRAINING, has_decoder
 from .options import (
     LM_ORDER_BY_UNIT,
     Options,
@@ -69,8 +69,9 @@ def build(options: Options, dataset_path: str, device: torch.device, loaded_stat
     else:
         options, choice = auto.fixed(options), None
     options = resolve(options)
-    if options.decoder in SEQUENCE_DECODERS and options.model != "attention":
-        raise SystemExit(f"--decoder {options.decoder} needs --model attention (got --model {options.model})")
+    if options.decoder in SEQUENCE_DECODERS and not has_decoder(options.model):
+        raise SystemExit(f"--decoder {options.decoder} needs a model with a decoder, such as --model attention "
+                         f"(got --model {options.model})")
 
     recognizer = loaded or new_recognizer(options, [u.text for u in utterances], device)
     recognizer.decoder_config = decoder_config(options, recognizer.tokenizer.kind)

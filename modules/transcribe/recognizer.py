@@ -9,7 +9,7 @@ import torch
 
 from .. import __version__
 from ..features import FeatureConfig, LogMelFilterbank, SpecAugmentConfig, spec_augment, speed_perturb
-from ..text import TextConfig
+from .normalize import TextConfig
 from .decoding import SEQUENCE_DECODERS, DecoderConfig, attention_beam_search, decode_batch
 from .lm import CharNgramLM
 from .models import build_model, model_options
@@ -65,7 +65,7 @@ class SpeechRecognizer:
         feats, lengths = self.features(waves, wave_lengths, augment, augment_rows)
         if not return_encoding:
             return self.model(feats, lengths)
-        if not hasattr(self.model, "decoder_step"):
+        if not self.model.has_decoder:
             return (*self.model(feats, lengths), None)
         return self.model(feats, lengths, return_encoding=True)
 
@@ -75,8 +75,8 @@ class SpeechRecognizer:
         decoders (attention, joint) also take its encoder output, `encoding` (B, T', d)."""
         decoder = decoder or self.decoder_config
         if decoder.decoder in SEQUENCE_DECODERS:
-            if not hasattr(self.model, "decoder_step"):
-                raise ValueError(f"--decoder {decoder.decoder} needs an attention model, not {self.model_name}")
+            if not self.model.has_decoder:
+                raise ValueError(f"--decoder {decoder.decoder} needs a model with a decoder, not {self.model_name}")
             if encoding is None:
                 raise ValueError(f"--decoder {decoder.decoder} needs the encoder output: "
                                  "forward(..., return_encoding=True)")

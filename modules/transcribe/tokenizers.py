@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from ..text import MASK_PATTERN, MASK_TOKENS, split_units
+from .normalize import MASK_PATTERN, MASK_TOKENS, split_units
 
 BLANK = "<blank>"  # CTC blank, always id 0
 UNK = "<unk>"      # stands for a unit never seen when the vocabulary was built

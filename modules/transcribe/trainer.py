@@ -7,7 +7,6 @@ validation CER, averaging the last epochs' weights, and the split a fork must ke
 The alternatives (Adam, tri-stage LR, batches by count, SpecAugment copies) exist to
 reproduce the 2022 baseline's recipe (`--preset baseline2022`, options.py).
 """
-import inspect
 import os
 import warnings
 from collections import deque
@@ -103,9 +102,8 @@ class SpeechTrainer(Trainer):
         self.best_weights = BestWeights(config.average_best)
         self.ema = ExponentialMovingAverage(self.model, config.ema_decay) if config.ema_decay > 0 else None
         self.final_weights = "plain"  # which weights the end of training chose for 'best' (choose_final_weights)
-        # Models whose forward takes `intermediate` (the Conformer and attention encoders) have a middle block
-        self.inter_ctc = (config.inter_ctc_weight > 0
-                          and "intermediate" in inspect.signature(recognizer.model.forward).parameters)
+        # Models with a middle block to score (has_intermediate: the Conformer and attention encoders)
+        self.inter_ctc = config.inter_ctc_weight > 0 and recognizer.model.has_intermediate
         if config.inter_ctc_weight > 0 and not self.inter_ctc:
             print(f"[train] --inter_ctc_weight needs a Conformer or attention encoder; {recognizer.model_name} "
                   "trains without it", flush=True)
@@ -163,7 +161,7 @@ class SpeechTrainer(Trainer):
             feats, feat_lengths = rec.features(batch["waves"], batch["wave_lengths"], augment, augment_rows, speed,
                                                mel_basis=mel_basis)
         targets, target_lengths = batch["targets"].to(feats.device), batch["target_lengths"].to(feats.device)
-        has_decoder = hasattr(rec.model, "decoder_loss")  # attention models: joint CTC + decoder cross-entropy
+        has_decoder = rec.model.has_decoder  # attention models: joint CTC + decoder cross-entropy
         encoding = None
         # Intermediate CTC in training only: validation and inference score the final head alone.
         inter = self.inter_ctc and rec.model.training

@@ -19,6 +19,7 @@ from torch import nn
 
 from .conformer import ConformerConfig, ConformerEncoder, self_condition_feedback
 from .frontend import length_mask
+from .interface import AcousticModel
 
 SOS_EOS = 0  # the CTC blank id never occurs in a transcript, so the decoder uses it for start and end
 
@@ -30,7 +31,9 @@ class AttentionConfig(ConformerConfig):
     max_target_length: int = 512
 
 
-class AttentionEncoderDecoder(nn.Module):
+class AttentionEncoderDecoder(AcousticModel):
+    has_decoder, sos_eos, has_intermediate = True, SOS_EOS, True
+
     def __init__(self, config: AttentionConfig, n_mels: int, vocab_size: int):
         super().__init__()
         self.config = config

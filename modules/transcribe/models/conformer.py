@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .frontend import ConvFrontEnd, length_mask
+from .interface import AcousticModel
 
 # (d_model, heads, layers, ff_mult) per named size; explicit options override them.
 SIZES = {
@@ -160,7 +161,9 @@ class ConformerEncoder(nn.Module):
         return (x, out_lengths, middle) if intermediate else (x, out_lengths)
 
 
-class Conformer(nn.Module):
+class Conformer(AcousticModel):
+    has_intermediate = True
+
     def __init__(self, config: ConformerConfig, n_mels: int, vocab_size: int):
         super().__init__()
         self.config = config

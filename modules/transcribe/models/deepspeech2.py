@@ -7,6 +7,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .frontend import ConvFrontEnd
+from .interface import AcousticModel
 
 
 @dataclass
@@ -23,7 +24,7 @@ class DeepSpeech2Config:
     conv_strides: Optional[list] = None
 
 
-class DeepSpeech2(nn.Module):
+class DeepSpeech2(AcousticModel):
     def __init__(self, config: DeepSpeech2Config, n_mels: int, vocab_size: int):
         super().__init__()
         self.config = config
