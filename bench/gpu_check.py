@@ -184,10 +184,11 @@ def measure_throughput(python, main_args, settings, budget, limit, env, ddp=Fals
 
 def timeout_option(python, env):
     """main.py's option for the process-group timeout, if this version has one (e.g. --pg_timeout),
-    and whether it counts minutes; None otherwise."""
+    and whether it counts minutes; None otherwise. Read from `main.py --help`."""
     done = subprocess.run([python, os.path.join(ROOT, "main.py"), "--help"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
-    names = sorted(set(TIMEOUT_OPTION.findall(done.stdout)))
+    names = sorted(n for n in set(TIMEOUT_OPTION.findall(done.stdout))
+                   if any(word in n for word in ("pg", "dist", "ddp", "group", "nccl", "barrier")))
     return (names[0], "min" in names[0]) if names else None
 
 
