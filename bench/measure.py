@@ -8,7 +8,7 @@ training process's alone. bench/gpu_check.py runs these subcommands, one process
     python bench/measure.py throughput --steps 20 --warmup 2 [--ddp] -- [main.py options]
     python bench/measure.py precision --steps 3 -- [main.py options]     # fp32 vs bf16, same batches
     python bench/measure.py evaluate --sample 200 -- [main.py options]   # a validation pass, 10k inference
-    torchrun --nproc_per_node 2 bench/measure.py slow-rank0 --delay 30 -- [main.py options]
+    torchrun --nproc_per_node 2 bench/measure.py slow-rank0 --delay 20 [--pg-timeout 8] -- [main.py options]
 
 Each prints one JSON line (the last line of stdout), also written to --out. Under
 `torchrun --nproc_per_node 1`, --ddp makes the throughput a 1-process DDP run (nccl on CUDA,
@@ -585,11 +585,13 @@ def validation_and_inference(main_argv: list, sample: int = 200, test_utterances
 
 # -- a DDP run whose rank 0 is slow at the end ------------------------------------------------
 
-def run_main_with_slow_rank0(main_argv: list, delay: float):
+def run_main_with_slow_rank0(main_argv: list, delay: float, pg_timeout: float = None):
     """Run main.py (as `python main.py <main_argv>` under torchrun) with rank 0 sleeping `delay`
     seconds once training is done, as a long LM tuning and final decode would: the other ranks
-    must neither time out waiting for it nor get it killed. A bench-only hook: Trainer.fit is
-    wrapped here, in this process, and the kit is unchanged."""
+    must neither time out waiting for it nor get it killed. `pg_timeout`: the process group's
+    timeout in seconds, for a kit without an option of its own to set it. Bench-only hooks:
+    Trainer.fit and init_process_group are wrapped here, in this process; the kit is unchanged."""
+    import datetime
     import runpy
     from modules import distributed, training
     real_fit = training.Trainer.fit
@@ -602,6 +604,10 @@ def run_main_with_slow_rank0(main_argv: list, delay: float):
         return out
 
     training.Trainer.fit = fit
+    if pg_timeout:
+        real_init = torch.distributed.init_process_group
+        torch.distributed.init_process_group = lambda *a, **k: real_init(
+            *a, **dict(k, timeout=datetime.timedelta(seconds=pg_timeout)))
     sys.argv = [os.path.join(ROOT, "main.py"), *main_argv]
     runpy.run_path(sys.argv[0], run_name="__main__")
 
@@ -680,12 +686,13 @@ def _cli():
     p.add_argument("--ddp", action="store_true", help="under torchrun: a DDP run, even with one process")
     p.add_argument("--sample", type=int, default=200, help="evaluate: test files decoded")
     p.add_argument("--delay", type=float, default=30.0, help="slow-rank0: seconds rank 0 sleeps after training")
+    p.add_argument("--pg-timeout", type=float, default=None, help="slow-rank0: the process group's timeout (s)")
     p.add_argument("--out", default=None, help="also write the JSON to this file")
     argv = sys.argv[1:]
     split = argv.index("--") if "--" in argv else len(argv)  # main.py options follow `--`
     a, main_args = p.parse_args(argv[:split]), argv[split + 1:]
     if a.what == "slow-rank0":
-        return run_main_with_slow_rank0(main_args, a.delay)
+        return run_main_with_slow_rank0(main_args, a.delay, a.pg_timeout)
     if a.what == "throughput":
         result = training_throughput(main_args, a.steps or 20, a.warmup, a.ddp, a.profile_steps, a.full_length)
     elif a.what == "precision":

@@ -149,7 +149,8 @@ def test_gpu_check_smoke_mode_runs_every_step(tmp_path):
     assert "torch.distributed.run" in ddp["command"] and "--ddp" in ddp["command"]
     assert ddp["ddp_backend"] == "gloo" and ddp["world_size"] == 1 and finite_positive(ddp["audio_seconds_per_second"])
     assert finite_positive(ddp["over_single_process"])
-    slow = r["slow_rank0"]  # until main.py has a process-group timeout option, the step says so
+    slow = r["slow_rank0"]  # 2 gloo ranks, rank 0 asleep past the timeout: exit 0 with 'best', or "not supported"
+    assert slow["backend"] == "gloo (CPU)" and slow["rank0_delay_seconds"] > slow["pg_timeout_seconds"]
     assert (slow["supported"] is False and "not supported by this version" in slow["note"]) or \
         (slow["exit_status"] == 0 and slow["best_checkpoint_saved"] is True), slow
     c = r["compiled"]["deepspeech2"]
@@ -175,23 +176,43 @@ def test_synthetic_corpus_has_real_size_utterances_and_enough_batches(tmp_path):
     assert len(os.listdir(tmp_path / "_waves")) == 16  # the rest are hard links to these
 
 
-def test_gpu_check_slow_rank_step_needs_a_timeout_option(tmp_path, monkeypatch):
-    """Without a process-group timeout option the slowed DDP run is not started (it could only fail
-    after NCCL's 10 minutes); with one it is run with a short timeout in the option's unit."""
+def test_gpu_check_slow_rank_step_sets_the_timeout_and_reads_the_outcome(tmp_path, monkeypatch):
+    """The slowed 2-rank run gets a short process-group timeout through main.py's option when the
+    version has one (in its unit), else through the bench hook; failing without an option means the
+    version does not bound its end of run ("not supported"), failing with one is a failure."""
     calls = []
-    monkeypatch.setattr(gpu_check, "timeout_option", lambda python, env: None)
-    entry = gpu_check.slow_rank0_run(sys.executable, [], {}, gpu_check.Budget(60), 30, {}, str(tmp_path), 1)
-    assert entry["supported"] is False and "not supported by this version" in entry["note"]
-    monkeypatch.setattr(gpu_check, "timeout_option", lambda python, env: ("--pg_timeout_minutes", True))
-    monkeypatch.setattr(gpu_check, "measure", lambda *a, **k: calls.append((a, k)) or {"command": "c", "seconds": 1.0})
-    os.makedirs(tmp_path / "slow_rank0_home" / "s" / "best")
-    entry = gpu_check.slow_rank0_run(sys.executable, ["--model", "x"], {}, gpu_check.Budget(60), 30, {},
-                                     str(tmp_path), 1)
-    (python, what, args, _, _, _, env, extra), kwargs = calls[0]
-    assert what == "slow-rank0" and kwargs["torchrun"] == 2 and extra == ["--delay", str(gpu_check.SLOW_RANK_DELAY)]
-    assert args[-2:] == ["--pg_timeout_minutes", f"{gpu_check.PG_TIMEOUT_SECONDS / 60:g}"]
-    assert env["CUDA_VISIBLE_DEVICES"] == ""  # one GPU: two CPU ranks on gloo
-    assert entry["exit_status"] == 0 and entry["best_checkpoint_saved"] is True and "error" not in entry
+
+    def fake_measure(exit_status, best):
+        def measure(*a, **k):
+            calls.append((a, k))
+            if best:
+                os.makedirs(tmp_path / "slow_rank0_home" / "s" / "checkpoints" / "best", exist_ok=True)
+            return {"command": "c", "seconds": 1.0, "error": f"exit status {exit_status}", "output_tail": "t"}
+        return measure
+
+    def run(option, exit_status, best):
+        calls.clear()
+        shutil.rmtree(tmp_path / "slow_rank0_home", ignore_errors=True)
+        monkeypatch.setattr(gpu_check, "timeout_option", lambda python, env: option)
+        monkeypatch.setattr(gpu_check, "measure", fake_measure(exit_status, best))
+        entry = gpu_check.slow_rank0_run(sys.executable, ["--model", "x"], {}, gpu_check.Budget(60), 30, {},
+                                         str(tmp_path), 1)
+        (_, what, args, _, _, _, env, extra), kwargs = calls[0]
+        assert what == "slow-rank0" and kwargs["torchrun"] == 2 and args[:3] == ["--model", "x", "--epochs"]
+        assert env["CUDA_VISIBLE_DEVICES"] == ""  # one GPU: two CPU ranks on gloo
+        return entry, args, extra
+
+    entry, args, extra = run(None, 1, False)  # today's kit: the bench hook sets the timeout; rank 1 times out
+    assert extra == ["--delay", str(gpu_check.SLOW_RANK_DELAY), "--pg-timeout", str(gpu_check.PG_TIMEOUT_SECONDS)]
+    assert entry["supported"] is False and "not supported by this version" in entry["note"] and "error" not in entry
+    entry, args, extra = run(("--pg_timeout_minutes", True), 0, True)
+    assert args[-2:] == ["--pg_timeout_minutes", f"{gpu_check.PG_TIMEOUT_SECONDS / 60:g}"] and "--pg-timeout" not in extra
+    assert entry["supported"] is True and entry["exit_status"] == 0 and entry["best_checkpoint_saved"] is True
+    assert "error" not in entry
+    entry, _, _ = run(("--pg_timeout", False), 1, True)
+    assert entry["error"] == "exit exit status 1, best checkpoint saved: True"
+    entry, _, _ = run(None, 0, True)  # a kit that bounds its end of run without an option passes too
+    assert entry["supported"] is True and "error" not in entry and "note" not in entry
 
 
 def test_host_overhead_bench_splits_the_step(tmp_path):
