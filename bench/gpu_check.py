@@ -178,7 +178,8 @@ def measure(python, what, main_args, settings, budget, limit, env, extra=(), tor
 
 
 def measure_throughput(python, main_args, settings, budget, limit, env, ddp=False):
-    extra = ["--steps", str(settings["steps"]), "--warmup", str(settings["warmup"])] + (["--ddp"] if ddp else [])
+    extra = ["--steps", str(settings["steps"]), "--warmup", str(settings["warmup"]), "--profile-steps", "2",
+             "--full-length", "30"] + (["--ddp"] if ddp else [])
     return measure(python, "throughput", main_args, settings, budget, limit, env, extra, torchrun=1 if ddp else 0)
 
 
@@ -190,6 +191,14 @@ def timeout_option(python, env):
     names = sorted(n for n in set(TIMEOUT_OPTION.findall(done.stdout))
                    if any(word in n for word in ("pg", "dist", "ddp", "group", "nccl", "barrier")))
     return (names[0], "min" in names[0]) if names else None
+
+
+def exit_status(entry):
+    """A step's exit status from its entry: 0 without an error, the number, or the timeout's text."""
+    error = entry.get("error")
+    if error is None:
+        return 0
+    return int(error.split()[-1]) if error.startswith("exit status ") else error
 
 
 def slow_rank0_run(python, main_args, settings, budget, limit, env, work, gpus):
@@ -218,12 +227,12 @@ def slow_rank0_run(python, main_args, settings, budget, limit, env, work, gpus):
     entry = {"command": result["command"], "backend": "nccl" if gpus >= 2 else "gloo (CPU)",
              "timeout_set_by": option[0] if option else "bench hook (main.py has no timeout option)",
              "pg_timeout_seconds": PG_TIMEOUT_SECONDS, "rank0_delay_seconds": SLOW_RANK_DELAY,
-             "exit_status": 0 if result.get("error") in (None, "exit status 0") else result.get("error"),
+             "exit_status": exit_status(result),
              "best_checkpoint_saved": bool(best), "seconds": result.get("seconds")}
     passed = entry["exit_status"] == 0 and bool(best)
     entry["supported"] = passed or bool(option)
     if not passed:
-        what = f"exit {entry['exit_status']}, best checkpoint saved: {bool(best)}"
+        what = f"exit status {entry['exit_status']}, best checkpoint saved: {bool(best)}"
         if option:
             entry["error"] = what
         else:
@@ -320,7 +329,8 @@ def shm_needed_mib(throughput: dict) -> float:
 
 
 def summary(result):
-    rows = ["| model | amp | audio-s/s | data wait | host | GPU | GPU util | peak MiB | 30-s batch MiB | note |",
+    rows = ["| model | amp | audio-s/s | data wait | host | GPU (CPU: compute) | GPU util | peak MiB | "
+            "30-s batch MiB | note |",
             "|---|---|---|---|---|---|---|---|---|---|"]
 
     def pct(x):
@@ -357,13 +367,15 @@ def summary(result):
     line("validation pass", result["evaluate"], lambda e: f"{e['validation']['seconds']:.1f} s for "
          f"{e['validation']['split_utterances']} utterances")
     line("inference, 10k utterances", result["evaluate"], lambda e: f"{e['inference']['projected_seconds']:.0f} s "
-         f"projected ({e['inference']['decoder']}, LM {e['inference']['lm']}; limit {e['inference']['time_limit_seconds']:.0f} s)")
-    line("DDP, torchrun 1 process", result["ddp"], lambda d: f"{d['ddp_backend']}, {d['audio_seconds_per_second']:.0f} audio-s/s")
+         f"projected ({e['inference']['decoder']}, LM {e['inference']['lm']}; "
+         f"limit {e['inference']['time_limit_seconds']:.0f} s)")
+    line("DDP, torchrun 1 process", result["ddp"],
+         lambda d: f"{d['ddp_backend']}, {d['audio_seconds_per_second']:.0f} audio-s/s")
     line("DDP, rank 0 slow past the timeout", result["slow_rank0"],
          lambda d: d.get("note") or f"exit {d['exit_status']}, best saved {d['best_checkpoint_saved']}")
     for model, c in result["compiled"].items():
         line(f"--compile, {model}", c, lambda c: f"first step {c['first_step_seconds']:.1f} s, "
-             f"{c['unique_graphs']} graphs, {c['graph_breaks']} graph breaks, {c['audio_seconds_per_second']:.0f} "
+             f"{c['unique_graphs']} graphs, {c['graph_breaks']} graph breaks, {c['audio_seconds_per_second']:.3g} "
              f"audio-s/s" + ("" if c.get("compiled_model", True) else " (fell back to eager)"))
     line(result["run_label"], result["run"], lambda r: f"CER {r['cer']:.4f} in {r['seconds']:.0f} s")
     return "\n".join(rows)

@@ -95,7 +95,8 @@ def synthetic_corpus(root: str, train_seconds: float, test_utterances: int = 200
     for k, seconds in enumerate(lengths):
         n = int(seconds * sample_rate)
         t = np.arange(n) / sample_rate
-        wave = 0.3 * np.sin(2 * np.pi * rng.uniform(120, 400) * t) * (1 + 0.5 * np.sin(2 * np.pi * rng.uniform(1, 4) * t))
+        tremolo = 1 + 0.5 * np.sin(2 * np.pi * rng.uniform(1, 4) * t)
+        wave = 0.3 * np.sin(2 * np.pi * rng.uniform(120, 400) * t) * tremolo
         wave += 0.05 * rng.standard_normal(n)
         path = os.path.join(waves_dir, f"wave_{k:04d}")
         (wave * 8000).astype("<i2").tofile(path)
@@ -150,7 +151,8 @@ def build_trainer(main_argv: list, ddp: bool = False):
     ddp_device = None
     if ddp:
         if "RANK" not in os.environ:
-            raise SystemExit("--ddp needs the environment torchrun sets: torchrun --nproc_per_node 1 bench/measure.py ...")
+            raise SystemExit("--ddp needs the environment torchrun sets: "
+                             "torchrun --nproc_per_node 1 bench/measure.py ...")
         ddp_device = distributed.init_from_env()
     device = torch.device(args.device) if args.device else (ddp_device or default_device())
     compile_backend = os.environ.get("BENCH_COMPILE_BACKEND")
@@ -336,8 +338,9 @@ def full_length_batch(trainer, seconds: float = 30.0) -> dict:
     rows = max(1, int(trainer.config.batch_seconds // seconds))
     generator = torch.Generator().manual_seed(0)
     units = 4 * int(seconds)  # about 4 units a second, well under any model's output frame rate
-    return {"indices": list(range(rows)), "waves": 0.1 * torch.randn(rows, int(seconds * sample_rate), generator=generator),
-            "wave_lengths": torch.full((rows,), int(seconds * sample_rate)),
+    samples = int(seconds * sample_rate)
+    return {"indices": list(range(rows)), "waves": 0.1 * torch.randn(rows, samples, generator=generator),
+            "wave_lengths": torch.full((rows,), samples),
             "targets": torch.randint(1, len(rec.tokenizer), (rows * units,), generator=generator),
             "target_lengths": torch.full((rows,), units)}
 
@@ -359,7 +362,7 @@ def is_compiled(net) -> bool:
 # -- training throughput, split -------------------------------------------------------------
 
 def training_throughput(main_argv: list, steps: int = 20, warmup: int = 2, ddp: bool = False,
-                        profile_steps: int = 2, full_length_seconds: float = 30.0) -> dict:
+                        profile_steps: int = 0, full_length_seconds: float = 0.0) -> dict:
     """Audio seconds trained per second over `steps` optimizer steps after `warmup` steps, and
     where that time goes.
 
@@ -370,8 +373,9 @@ def training_throughput(main_argv: list, steps: int = 20, warmup: int = 2, ddp: 
                   applied to the timed audio); on CPU, the model's forward, loss, backward and
                   optimizer step (StepClock), which is what a GPU would run
       host time   the rest: the GPU idle while Python prepares, launches and waits.
-    Then `profile_steps` more steps with StepClock give each phase's share, and (on CUDA) two
-    steps of a batch of `full_length_seconds` utterances give the peak GPU memory at the batch size.
+    Then `profile_steps` more steps with StepClock give each phase's share (0: no split), and two
+    steps of a batch of `full_length_seconds` utterances (0: none) the peak memory at the batch size
+    (GPU; on CPU the peak RSS). Without them the figures are the plain throughput run_suite.py reads.
     """
     from modules import distributed
     trainer, options = build_trainer(main_argv, ddp)
@@ -457,9 +461,9 @@ def training_throughput(main_argv: list, steps: int = 20, warmup: int = 2, ddp: 
         result.update(peak_gpu_allocated_mib=torch.cuda.max_memory_allocated(device) / 2**20,
                       peak_gpu_reserved_mib=torch.cuda.max_memory_reserved(device) / 2**20,
                       gpu_name=torch.cuda.get_device_name(device))
+    result["peak_rss_mib"] = peak_rss_mib()  # the measured run's own, before the full-length batch
     if full_length_seconds and not options.compile:
         result.update(full_length_peak(trainer, full_length_seconds))
-    result["peak_rss_mib"] = peak_rss_mib()
     if backend:
         result["world_size"] = distributed.world_size()
         distributed.shutdown()
@@ -535,7 +539,8 @@ def precision_comparison(main_argv: list, steps: int = 3, dtype=torch.bfloat16) 
     compared = []
     for i in range(steps):
         entry = {"loss_float32": reference["losses"][i], "loss_" + amp_name(dtype): other["losses"][i],
-                 "loss_relative_diff": abs(other["losses"][i] - reference["losses"][i]) / max(abs(reference["losses"][i]), 1e-12)}
+                 "loss_relative_diff": abs(other["losses"][i] - reference["losses"][i])
+                 / max(abs(reference["losses"][i]), 1e-12)}
         if i < len(reference["grads"]) and i < len(other["grads"]):
             a, b = reference["grads"][i], other["grads"][i]
             entry.update(grad_relative_diff=float((a - b).norm() / a.norm().clamp_min(1e-30)),
@@ -680,9 +685,10 @@ def _cli():
     p.add_argument("what", choices=["throughput", "precision", "evaluate", "slow-rank0"])
     p.add_argument("--steps", type=int, default=None, help="throughput: timed steps (20); precision: steps (3)")
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--profile-steps", type=int, default=2, help="throughput: steps for the phases and GPU time")
-    p.add_argument("--full-length", type=float, default=30.0,
-                   help="throughput: utterance seconds of the peak-memory batch (0 = skip)")
+    p.add_argument("--profile-steps", type=int, default=0,
+                   help="throughput: further steps for the phases and GPU time (gpu_check: 2)")
+    p.add_argument("--full-length", type=float, default=0.0,
+                   help="throughput: utterance seconds of a peak-memory batch at the batch size (gpu_check: 30)")
     p.add_argument("--ddp", action="store_true", help="under torchrun: a DDP run, even with one process")
     p.add_argument("--sample", type=int, default=200, help="evaluate: test files decoded")
     p.add_argument("--delay", type=float, default=30.0, help="slow-rank0: seconds rank 0 sleeps after training")

@@ -206,18 +206,20 @@ def test_gpu_check_slow_rank_step_sets_the_timeout_and_reads_the_outcome(tmp_pat
     assert extra == ["--delay", str(gpu_check.SLOW_RANK_DELAY), "--pg-timeout", str(gpu_check.PG_TIMEOUT_SECONDS)]
     assert entry["supported"] is False and "not supported by this version" in entry["note"] and "error" not in entry
     entry, args, extra = run(("--pg_timeout_minutes", True), 0, True)
-    assert args[-2:] == ["--pg_timeout_minutes", f"{gpu_check.PG_TIMEOUT_SECONDS / 60:g}"] and "--pg-timeout" not in extra
+    assert args[-2:] == ["--pg_timeout_minutes", f"{gpu_check.PG_TIMEOUT_SECONDS / 60:g}"]
+    assert "--pg-timeout" not in extra
     assert entry["supported"] is True and entry["exit_status"] == 0 and entry["best_checkpoint_saved"] is True
     assert "error" not in entry
     entry, _, _ = run(("--pg_timeout", False), 1, True)
-    assert entry["error"] == "exit exit status 1, best checkpoint saved: True"
+    assert entry["error"] == "exit status 1, best checkpoint saved: True" and entry["exit_status"] == 1
     entry, _, _ = run(None, 0, True)  # a kit that bounds its end of run without an option passes too
     assert entry["supported"] is True and "error" not in entry and "note" not in entry
 
 
 def test_host_overhead_bench_splits_the_step(tmp_path):
     out = tmp_path / "host_overhead.json"
-    done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "host_overhead.py"), "--smoke", "--out", str(out)],
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "host_overhead.py"), "--smoke",
+                           "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
