@@ -3,6 +3,9 @@
 
 torch comes with the image; torchaudio is deliberately not used. The list lives in
 requirements.txt so run.sh and CI install exactly the same packages.
+
+The image's torch is 2.7.0, while run.sh and CI test the kit under torch 2.13.0: the suite has not
+been run under 2.7, so try a short `nsml run` on it first (or name an image with torch 2.13).
 """
 import os
 

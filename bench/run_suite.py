@@ -53,7 +53,7 @@ SMOKE_MODEL = ["--rnn_hidden", "32", "--rnn_layers", "1"]
 SMOKE_BASELINE_BATCH = ["--batch_utterances", "16"]
 SMOKE_TRANSFORMER = ["--d_model", "32", "--layers", "1", "--heads", "2"]
 
-EPOCH_LINE = re.compile(r"^epoch\s+(\d+) \|.*\| val_cer ([0-9.]+) \|.*\| ([0-9.]+) min")
+EPOCH_LINE = re.compile(r"^epoch\s+(\d+)(?:/\d+)? \|.*\| val_cer ([0-9.]+) \|.*?\| ([0-9.]+) min")
 AUDIO_PER_SECOND = re.compile(r"\| ([0-9.]+) audio-s/s \|")
 CER_LINE = re.compile(r"^CER: ([0-9.eE+-]+|nan|inf)\s*$")
 INFERENCE_LINE = re.compile(r"^inference time: ([0-9.]+) s")

@@ -48,12 +48,13 @@ class LogMelFilterbank(nn.Module):
         return ((sample_lengths - c.n_fft // 2) // c.hop_length + 1).clamp(min=1)
 
     @torch.no_grad()
-    def forward(self, waveforms: torch.Tensor, sample_lengths: torch.Tensor):
+    def forward(self, waveforms: torch.Tensor, sample_lengths: torch.Tensor, mel_basis: torch.Tensor = None):
+        """`mel_basis`: a filterbank in place of the config's, e.g. (B, n_mels, F) warped per utterance (VTLP)."""
         c = self.config
         spec = torch.stft(waveforms.float(), n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.win_length,
                           window=self.window, center=True, return_complex=True)
         power = spec.real.square() + spec.imag.square()                    # (B, F, T)
-        mel = torch.matmul(self.mel_basis, power).transpose(1, 2)          # (B, T, M)
+        mel = torch.matmul(self.mel_basis if mel_basis is None else mel_basis, power).transpose(1, 2)  # (B, T, M)
         if c.db:
             feats = 10 * torch.log10(mel.clamp(min=1e-10))
             feats = torch.maximum(feats, feats.amax(dim=(1, 2), keepdim=True) - 80.0)
@@ -119,22 +120,32 @@ class SpecAugmentConfig:
 
 def spec_augment(feats: torch.Tensor, lengths: torch.Tensor, config: SpecAugmentConfig,
                  generator: torch.Generator = None) -> torch.Tensor:
-    """Zero random frequency bands and time spans of each utterance (training batches only)."""
-    feats = feats.clone()
-    batch, _, n_mels = feats.shape
+    """Zero random frequency bands and time spans of each utterance (training batches only).
 
-    def rand(n):
-        return torch.rand(n, generator=generator)
+    Every mask width is uniform in [0, the maximum] and every start uniform over the places it
+    fits (time masks: inside the utterance's own length). The masks of all rows are built at
+    once from comparisons with a position range: a few dozen operations whatever the batch size,
+    where a loop over rows launched 4 GPU kernels per row (~1,000 for 256 rows; issue 20)."""
+    batch, frames, n_mels = feats.shape
+    device = feats.device
+    # The uniforms come from the (CPU) generator in the order the row loop drew them, so a seed
+    # gives the masks it always gave; one small copy moves them to the features' device.
+    per_mask = [torch.rand(2, batch, generator=generator) for _ in range(config.freq_masks + config.time_masks)]
+    uniforms = torch.stack(per_mask).to(device) if per_mask else torch.zeros(0, 2, batch, device=device)
+    lengths = lengths.to(device)
 
-    for _ in range(config.freq_masks):
-        width = (rand(batch) * (config.freq_width + 1)).long()
-        start = (rand(batch) * (n_mels - width + 1).float()).long()
-        for b in range(batch):
-            feats[b, :, start[b]:start[b] + width[b]] = 0
-    for _ in range(config.time_masks):
-        max_width = (lengths.cpu().float() * config.time_width).long()
-        width = (rand(batch) * (max_width + 1).float()).long()
-        start = (rand(batch) * (lengths.cpu() - width + 1).clamp(min=1).float()).long()
-        for b in range(batch):
-            feats[b, start[b]:start[b] + width[b], :] = 0
-    return feats
+    def spans(positions, width, start):  # (B, positions): True inside [start, start + width)
+        grid = torch.arange(positions, device=device)
+        return (grid >= start[:, None]) & (grid < (start + width)[:, None])
+
+    masked_bins = torch.zeros(batch, n_mels, dtype=torch.bool, device=device)
+    for width_u, start_u in uniforms[:config.freq_masks]:
+        width = (width_u * (config.freq_width + 1)).long()
+        start = (start_u * (n_mels - width + 1).float()).long()
+        masked_bins |= spans(n_mels, width, start)
+    masked_frames = torch.zeros(batch, frames, dtype=torch.bool, device=device)
+    for width_u, start_u in uniforms[config.freq_masks:]:
+        width = (width_u * ((lengths.float() * config.time_width).long() + 1).float()).long()
+        start = (start_u * (lengths - width + 1).clamp(min=1).float()).long()
+        masked_frames |= spans(frames, width, start)
+    return feats.masked_fill(masked_bins[:, None, :] | masked_frames[:, :, None], 0)

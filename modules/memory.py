@@ -16,6 +16,8 @@ import ctypes
 import ctypes.util
 import os
 
+import torch
+
 
 def _libc_malloc_trim():
     try:
@@ -40,10 +42,16 @@ def resident_mib() -> float:
 
 class HeapTrimmer:
     """Call after each step: returns freed heap memory to the system when the resident
-    size is above `limit_mib` (0 = never)."""
+    size is above `limit_mib` (0 = never).
 
-    def __init__(self, limit_mib: float):
-        self.limit_mib = limit_mib
+    Only when training on a CPU (`device`; None = CPU): there the batches' tensors are the heap
+    churn above. A CUDA process is above the limit from its start (the CUDA context, kernels
+    and pinned buffers are resident), so it would trim after every step, faulting pages back
+    in while the GPU waits, for host tensors that are only the loader's small batches."""
+
+    def __init__(self, limit_mib: float, device=None):
+        on_cpu = device is None or torch.device(device).type == "cpu"
+        self.limit_mib = limit_mib if on_cpu else 0
         self.trims = 0
 
     @property

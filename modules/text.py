@@ -36,13 +36,34 @@ def read_text_file(path: str) -> str:
     return text
 
 
+# The csv module refuses a cell over 128 KB (`_csv.Error: field larger than field limit`, naming
+# neither file nor line). The reader's limit is raised so that such a row is read whole, and the row
+# is then skipped with a warning naming file and line: no transcript is that long, but an unclosed
+# quote that swallows the rest of the file is.
+MAX_CELL_CHARS = 128 * 1024
+csv.field_size_limit(2**31 - 1)  # the largest the C reader accepts on every platform
+
+
 def iter_csv_table(path: str, required=("filename",)):
     """(header, rows) of a CSV label file with a header row, with `rows` an iterator of
     (line number, cells): the rows of `read_csv_table` one at a time, so a label file of
-    600,000 rows is never held as one list of lists."""
-    reader = csv.reader(io.StringIO(read_text_file(path)))
-    first = next(reader, None)
+    600,000 rows is never held as one list of lists.
+
+    A row with more cells than the header (an unquoted comma in a transcript) keeps its text
+    whole when the last column is 'text': the extra cells are joined back into it with their
+    commas, and a warning names file and line; with another last column it cannot be told
+    which cell the comma split, so the row is skipped with a warning. A row whose quoted cell
+    spans lines (a quote left open) and a row that is not CSV are skipped, naming file and lines.
+    A file with no header row (0 bytes) is an error naming the file when columns are `required`."""
+    # newline=None: lone CR line ends (old Mac tools) read as line ends, not as a csv.Error mid-file
+    reader = csv.reader(io.StringIO(read_text_file(path), newline=None))
+    try:
+        first = next(reader, None)
+    except csv.Error as e:
+        raise ValueError(f"{path}:{reader.line_num}: header row is not CSV ({e})") from e
     if first is None:
+        if required:
+            raise ValueError(f"{path}: empty label file (no header row; expected {', '.join(required)})")
         return [], iter(())
     header = [h.strip() for h in first]
     lower = [h.lower() for h in header]
@@ -52,15 +73,39 @@ def iter_csv_table(path: str, required=("filename",)):
 
     def rows():
         width = len(header)
-        for line_no, row in enumerate(reader, start=2):
-            if len(row) == width and row[0].strip():  # the usual row, checked cheaply
-                yield line_no, row
+        text_last = lower[-1] == "text"
+        end = reader.line_num  # the physical line the previous row ended on (quoted cells may span lines)
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as e:  # the reader starts afresh on the next line
+                warnings.warn(f"{path}:{reader.line_num}: not a CSV row ({e}); skipped")
+                end = reader.line_num
+                continue
+            line_no, end = end + 1, reader.line_num
+            if end == line_no and len(row) == width and row[0].strip() and len(row[-1]) <= MAX_CELL_CHARS:
+                yield line_no, row  # the usual row, checked cheaply
             elif not any(cell.strip() for cell in row):
                 continue
+            elif max(map(len, row)) > MAX_CELL_CHARS:
+                warnings.warn(f"{path}:{line_no}: a cell of {max(map(len, row))} characters (over "
+                              f"{MAX_CELL_CHARS}; an unclosed quote?); row skipped")
+            elif end > line_no:  # a transcript is one line; a quote left open swallows the rows after it
+                warnings.warn(f"{path}:{line_no}-{end}: one quoted cell spans lines {line_no} to {end} "
+                              "(an unclosed quote?); row skipped")
             elif len(row) < width:
                 warnings.warn(f"{path}:{line_no}: malformed row {row!r}; skipped")
+            elif len(row) == width:
+                yield line_no, row
+            elif text_last:
+                warnings.warn(f"{path}:{line_no}: {len(row)} cells for {width} columns (an unquoted comma in "
+                              "the transcript?); the extra cells are kept in the text with their commas")
+                yield line_no, row[:width - 1] + [",".join(row[width - 1:])]
             else:
-                yield line_no, row[:width]
+                warnings.warn(f"{path}:{line_no}: {len(row)} cells for {width} columns {header}; "
+                              "cannot tell which cell holds the comma; row skipped")
 
     return header, rows()
 
@@ -70,22 +115,26 @@ def read_csv_table(path: str, required=("filename",)):
 
     Header names are stripped (case kept); `required` columns are matched case-insensitively
     and must be present. Blank rows are skipped; rows shorter than the header are named in a
-    warning and skipped; each kept row has as many cells as the header.
+    warning and skipped, longer ones as `iter_csv_table` says; each kept row has as many cells
+    as the header.
     """
     header, rows = iter_csv_table(path, required)
     return header, list(rows)
 
 
-def read_label_columns(path: str) -> dict:
+def read_label_columns(path: str, line_numbers: list = None) -> dict:
     """A `filename,text[,speaker,...]` CSV as columns: lower-case column name -> list of cells
-    (at least 'filename', stripped, and 'text'); one list per column instead of a dict per row."""
+    (at least 'filename', stripped, and 'text'); one list per column instead of a dict per row.
+    `line_numbers`, if given, receives each row's line number in the file."""
     header, rows = iter_csv_table(path, required=("filename", "text"))
     wanted = {h.lower(): i for i, h in enumerate(header)}  # a repeated name: its last column
     columns = {k: [] for k in wanted}
     appends = [(columns[k].append, i) for k, i in wanted.items()]
-    for _, row in rows:
+    for line_no, row in rows:
         for append, i in appends:
             append(row[i])
+        if line_numbers is not None:
+            line_numbers.append(line_no)
     columns["filename"] = [name.strip() for name in columns["filename"]]
     return columns
 

@@ -108,6 +108,7 @@ def run_main(monkeypatch, dataset_path, checkpoint_dir, args):
     """main.main(args) with the stub nsml; returns the stub (bound functions, saved checkpoints)."""
     nsml = stub_nsml(dataset_path, checkpoint_dir)
     monkeypatch.setitem(sys.modules, "nsml", nsml)
+    monkeypatch.setitem(sys.modules, "nova", nsml)  # main.py binds NOVA first: the stub plays both names
     sys.modules.pop("main", None)
     import main
 

@@ -354,3 +354,17 @@ def test_overfit_bench_runs_every_model_and_decoder(tmp_path):
             assert hit is None or 1 <= hit["updates"] <= m["updates"]
         assert len(m["load_before"]) == 3
     assert "| model | decoder | updates |" in done.stdout
+
+
+def test_kill_during_save_bench_kills_and_loses_nothing(tmp_path):
+    """bench/kill_during_save.py --smoke: 3 SIGKILLs of a process saving checkpoints through nsml_local;
+    every checkpoint it reported saved is listed and loads with its hashes verified."""
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "kill_during_save.py"), "--smoke",
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    r = json.loads((out / "kill_during_save.json").read_text(encoding="utf-8"))
+    assert r["kills"] == len(r["rounds"]) == 3 and r["seconds"] < 240
+    assert r["lost"] == [] and r["unloadable"] == []
+    assert r["listed"] == r["loadable"] >= 1 and all(x["reported"] <= x["listed"] for x in r["rounds"])
+    assert r["session_dir"] is None  # removed without --keep

@@ -72,12 +72,15 @@ def test_training_set_skips_bad_files_once_each(tmp_path, capsys, encoding):
     assert all(os.path.dirname(u.path) == data_dir for u in utts)
 
 
-def test_train_then_infer_on_bad_corpus(tmp_path, monkeypatch):
+def test_train_then_infer_on_bad_corpus(tmp_path, monkeypatch, capsys):
     root = write_bad_corpus(tmp_path / "ds")
     nsml = run_main(monkeypatch, root, tmp_path / "ckpt",
                     ["--dataset_path", root, "--epochs", "1", "--rnn_hidden", "32", "--rnn_layers", "1",
                      "--valid_fraction", "0.3"])
     assert nsml.saved[:2] == ["1", "best"]
+    # the 60 s file is over the default --max_duration: skipped in training, named with a count
+    assert re.search(r"1 utterances longer than --max_duration 40 s skipped in training.*: idx_long",
+                     capsys.readouterr().out)
     _, payload = read_checkpoint(str(tmp_path / "ckpt" / "1"))
     assert payload["trainer"]["valid_files"] and "../x" not in payload["trainer"]["valid_files"]
     folder = os.path.join(root, "train", "train_data")

@@ -123,4 +123,4 @@ def test_run_model_ls_submit_and_fork_through_local_nsml(tmp_path):
     # A fork resumes from the checkpoint's epoch and keeps training.
     fork = nsml("fork", "-c", "1", session, home=home)
     assert "[resume] from epoch 1" in fork.stdout
-    assert "epoch   2" in fork.stdout and "epoch   1 |" not in fork.stdout
+    assert "epoch   2/" in fork.stdout and "epoch   1/" not in fork.stdout

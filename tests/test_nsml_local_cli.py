@@ -79,6 +79,8 @@ def test_2022_fork_resumes_from_the_chosen_checkpoint(w22):
     assert "nsml: loading checkpoint '0' of local/t1-cmd/1" in fork.stdout
     assert 'Model loaded (epochs trained: 1)' in fork.stdout
     assert 'epoch 1 train_loss 0.5000' in fork.stdout  # training went on after load
+    # -a is the whole argument string: the user is told, with the arguments it replaced
+    assert 'Note: -a replaces all arguments of local/t1-cmd/1; it ran with: --num_epochs 2' in fork.stderr
     meta = json.load(open(os.path.join(home, 'sessions', 'local', 't1-cmd', '2', 'session.json')))
     assert meta['argv'][2:] == ['--num_epochs', '1', '--pause', '1', '--iteration', '0']
     assert json.loads(nsml(home, 'model', 'ls', '-j', 'local/t1-cmd/2').stdout)[0]['name'] == '1'
@@ -210,3 +212,33 @@ def test_upload_above_10_mb_is_warned_about(tmp_path):
     assert run.returncode == 0, run
     assert run.stdout.splitlines()[0] == 'Session local/ds/1 started'
     assert 'Warning: the upload is 11.0 MB' in run.stderr and 'weights.bin (11.0 MB)' in run.stderr
+
+
+def test_version(tmp_path):
+    version = nsml(tmp_path / 'home', '--version')
+    assert version.returncode == 0 and version.stdout.startswith('nsml 0.1.0'), version
+
+
+def test_ps_shortens_long_arguments_and_shows_them_whole_with_v(tmp_path):
+    home = tmp_path / 'home'
+    data = kit.make_2022(str(tmp_path / 'ds'))
+    code = kit.make_code(str(tmp_path / 'code'), 'baseline2022_main.py')
+    long_args = ' '.join(['--num_epochs 1'] * 5)  # 74 characters: argparse keeps the last
+    assert nsml(home, 'run', '-d', data, '-a', long_args, cwd=code).returncode == 0
+    short = nsml(home, 'ps', '-a').stdout.splitlines()[1]
+    assert long_args not in short
+    assert '--num_epochs 1 --num_epochs 1 --num_e...' in short
+    assert long_args in nsml(home, 'ps', '-a', '-v').stdout.splitlines()[1]
+
+
+def test_logs_of_a_direct_session_explain_why_there_are_none(tmp_path):
+    code = kit.make_code(str(tmp_path / 'code'), 'baseline2022_main.py')
+    kit.make_2022(os.path.join(code, 'sample_dataset'))
+    home = tmp_path / 'home'
+    import subprocess
+    train = subprocess.run([sys.executable, 'main.py', '--num_epochs', '1'], cwd=code, env=kit.cli_env(home),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    assert train.returncode == 0, train.stderr
+    logs = nsml(home, 'logs', 'local/sample_dataset/direct')
+    assert logs.returncode == 1
+    assert 'direct `python main.py` runs' in logs.stderr and 'no log' in logs.stderr

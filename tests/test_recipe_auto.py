@@ -12,6 +12,8 @@ CPU2 = Machine("cpu", cpu_cores=2)
 H200 = Machine("cuda", cpu_cores=16, gpus=1, gpu_memory_gib=139.0, bf16=True)
 T4 = Machine("cuda", cpu_cores=8, gpus=1, gpu_memory_gib=15.0, bf16=False)
 A10x4 = Machine("cuda", cpu_cores=16, gpus=4, gpu_memory_gib=24.0, bf16=True, processes=4)  # torchrun
+A100_40 = Machine("cuda", cpu_cores=16, gpus=1, gpu_memory_gib=39.6, bf16=True)
+V100_32 = Machine("cuda", cpu_cores=8, gpus=1, gpu_memory_gib=31.7, bf16=False)
 CONFORMER_OWN = {"conformer": {"lr": 1e-3, "warmup_fraction": 0.15}}
 
 
@@ -20,8 +22,13 @@ CONFORMER_OWN = {"conformer": {"lr": 1e-3, "warmup_fraction": 0.15}}
     (CPU2, 0.1, [], dict(model="deepspeech2", batch_seconds=90.0, amp="off", num_workers=0, lr=2e-3)),
     (CPU2, 1000.0, ["--max_minutes", "600"], dict(model="deepspeech2", amp="off")),
     # a big GPU and a big corpus: Conformer large in bf16, at the Conformer's own LR and warmup
+    # (large peaks at the Conformer's own LR x sqrt(256 / 512), as in Gulati et al. 2020)
     (H200, 1000.0, [], dict(model="conformer", conformer_size="large", amp="bf16", batch_seconds=2400.0,
-                            num_workers=8, lr=1e-3, warmup_fraction=0.15)),
+                            num_workers=8, lr=0.000707, warmup_fraction=0.15)),
+    # an A100 "40 GB" reports 39.6 GiB: a 40 GB card, so large
+    (A100_40, 1000.0, [], dict(model="conformer", conformer_size="large", amp="bf16", batch_seconds=1580.0,
+                               lr=0.000707)),
+    (V100_32, 1000.0, [], dict(model="conformer", conformer_size="medium", amp="fp16", lr=1e-3)),
     (H200, 100.0, [], dict(model="conformer", conformer_size="medium")),     # not enough data for large
     (A10x4, 1000.0, [], dict(model="conformer", conformer_size="medium",     # not enough memory for large
                              batch_seconds=960.0, num_workers=3)),
@@ -61,3 +68,13 @@ def test_the_choice_is_printed_and_travels_with_the_trainer():
     off = recipe.build(parse_options(["--recipe", "off", "--rnn_hidden", "16", "--rnn_layers", "1",
                                       "--lm_order", "0"]), SAMPLE, torch.device("cpu"), log=lines.append)
     assert off.choice is None and off.config.lr == 2e-3 and off.recognizer.model_name == "deepspeech2"
+
+
+def test_large_lr_is_scaled_only_when_the_recipe_sets_it():
+    large = ["--conformer_size", "large"]
+    options, choice = choose(parse_options(large), A100_40, 1000.0)
+    assert options.lr == 0.001414 and any("Gulati" in r for r in choice.reasons)
+    assert choose(parse_options(large + ["--lr", "3e-3"]), A100_40, 1000.0)[0].lr == 3e-3  # given: kept
+    assert choose(parse_options(["--conformer_size", "medium"]), A100_40, 1000.0)[0].lr == 2e-3
+    # explicit dims are not the named size: no scaling
+    assert choose(parse_options(large + ["--d_model", "320"]), A100_40, 1000.0)[0].lr == 2e-3

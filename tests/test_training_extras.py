@@ -150,3 +150,106 @@ def test_trainer_draws_each_batch_speed_from_the_factors(tmp_path):
     batch = next(iter(perturbed.train_loader))
     frames = {s: int(rec.features(batch["waves"], batch["wave_lengths"], speed=s)[1][0]) for s in (0.9, 1.0, 1.1)}
     assert frames[1.1] < frames[1.0] < frames[0.9], frames
+
+
+# -- resume: a fork continues the budget, the LR schedule and the best epoch -----------------------
+
+class _Batches:
+    """Stands in for a DataLoader: the loop only needs its length and its sampler's set_epoch."""
+    batch_sampler = type("Sampler", (), {"set_epoch": lambda self, epoch: None})()
+
+    def __len__(self):
+        return 10
+
+
+def _trainer(**config):
+    from modules.training import LoopConfig, Trainer
+    return Trainer(torch.nn.Linear(2, 2), LoopConfig(**config), torch.device("cpu"), _Batches())
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """time.time() of modules/training.py, moved by hand."""
+    import modules.training as training
+    now = [1000.0]
+    monkeypatch.setattr(training.time, "time", lambda: now[0])
+    return now
+
+
+def test_a_fork_of_a_budgeted_run_continues_the_same_lr_curve(clock):
+    original = _trainer(epochs=100, max_minutes=10)
+    original.epoch, original.step = 4, 40  # 40 of 1000 planned steps, but 5 of 10 minutes: time leads
+    clock[0] += 300
+    state = original.state_dict()
+    forked = _trainer(epochs=100, max_minutes=10)
+    forked.load_state_dict(state)
+    assert forked.learning_rate() == pytest.approx(original.learning_rate())
+    assert forked.learning_rate() < 0.9 * forked.config.lr  # half-way down the cosine, not back in warmup
+    clock[0] += 120  # both go on for 2 more minutes
+    assert forked.learning_rate() == pytest.approx(original.learning_rate())
+    assert forked.elapsed() == pytest.approx(420) and not forked.out_of_time()
+    clock[0] += 180
+    assert forked.out_of_time()  # the 10-minute budget counts the original's 5 minutes
+
+
+def test_a_fork_with_nothing_left_says_how_to_extend_it(clock):
+    done = _trainer(epochs=3)
+    done.epoch = 3
+    forked = _trainer(epochs=3)
+    forked.load_state_dict(done.state_dict())
+    assert '-a "--epochs 6' in forked.nothing_left()
+    forked.fit(lambda m: pytest.fail("a finished run trained another epoch"))
+
+    budget = _trainer(epochs=100, max_minutes=2)
+    clock[0] += 150
+    forked = _trainer(epochs=100, max_minutes=2)
+    forked.load_state_dict(budget.state_dict())
+    assert '-a "--max_minutes 4' in forked.nothing_left() and "2.5 min" in forked.nothing_left()
+    assert _trainer(epochs=100, max_minutes=2).nothing_left() == ""
+
+
+def test_eta_counts_the_epochs_left_at_this_sessions_pace_within_the_budget(clock):
+    trainer = _trainer(epochs=40, max_minutes=0)
+    trainer.epoch = 12
+    clock[0] += 12 * 30  # 30 s per epoch
+    assert trainer.eta_minutes() == pytest.approx(28 * 0.5)
+    budgeted = _trainer(epochs=40, max_minutes=10)
+    budgeted.epoch = 12
+    clock[0] += 12 * 30
+    assert budgeted.eta_minutes() == pytest.approx(4.0)  # 6 of 10 minutes used: the budget ends first
+
+
+def test_the_best_summary_after_lm_tuning_keeps_epoch_and_val_cer(monkeypatch):
+    """The tuned report is the summary the re-saved 'best' checkpoint keeps (`nsml ps`, `model ls`)."""
+    from types import SimpleNamespace
+
+    from modules.tasks import Callbacks
+    from modules.transcribe import recipe
+    monkeypatch.setattr(recipe, "tune_lm_fusion", lambda rec, utts: [(0.067, 1.6, 1.0), (0.07, 1.0, 0.0)])
+    rec = tiny_recognizer()
+    rec.decoder_config = DecoderConfig(decoder="beam", lm_weight=1.0, lm_bonus=0.0)
+    reports, saved = [], []
+    callbacks = Callbacks(report=lambda step, **values: reports.append((step, values)),
+                          save=lambda name, state: saved.append(name), log=lambda line: None)
+    trainer = SimpleNamespace(epoch=40, best_epoch=12, best=0.081, valid_utts=[])
+    recipe.tune_fusion_of_best(rec, trainer, rec.model.state_dict(), callbacks, state=lambda: {})
+    step, values = reports[-1]
+    assert step == 12 and values["epoch"] == 12 and values["val_cer"] == 0.081
+    assert values["tuned_lm_weight"] == 1.6 and values["tuned_beam_val_cer"] == 0.067
+    assert saved == ["best"]
+
+
+def test_inference_prints_a_progress_line_per_tenth_of_the_files_without_a_terminal(tmp_path, capsys):
+    rec = tiny_recognizer()
+    rec.decoder_config = DecoderConfig(decoder="greedy")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(20):
+        paths.append(str(tmp_path / f"f{i:02d}"))
+        (rng.standard_normal(4000) * 1000).astype("<i2").tofile(paths[-1])
+    transcribe_files(rec, paths, batch_seconds=0.0, progress=True)  # one file per batch; pytest is no terminal
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("[infer] ")]
+    assert [l.split()[1] for l in lines] == [f"{n}/20" for n in range(2, 21, 2)]
+    assert lines[-1].startswith("[infer] 20/20 files (100%)")
+    transcribe_files(rec, paths, batch_seconds=0.0, progress=False)
+    assert "[infer]" not in capsys.readouterr().out

@@ -14,8 +14,8 @@ Steps, each a function below:
   2. render   - synthesize with espeak-ng (a process per utterance, in a pool of
                 --jobs workers), resample 22050 -> 16000 Hz, add room-like
                 reverberation, leading/trailing silence and noise at a given SNR.
-  3. write    - a layout writer stores the audio and labels as the 2022 or the
-                2019 competition data (see NSML_SPEC.md section 3).
+  3. write    - a layout writer stores the audio and labels as the 2022, 2023 or
+                2019 competition data (see docs/nsml.md section 3).
 
 The output depends only on the options (and the espeak-ng version): the same
 --seed gives byte-identical files, whatever --jobs is.
@@ -27,6 +27,9 @@ Layout 2022 (default):
   OUT/test/test_data/test_000000 ...   same format (held-out sentences and voices)
   OUT/test/test_label                  CSV "filename,text"
   OUT/test/test_meta.csv
+Layout 2023 (NOVA): the 2022 layout, except that the README of the 2023 edition calls the
+  idx_* files WAV while its baseline reads them as raw PCM: every other file (even index)
+  carries a 44-byte RIFF WAV header, still without an extension, so readers must go by content.
 Layout 2019:
   OUT/train/train_data/data_list.csv   "wav_000001.wav,wav_000001.label" lines
   OUT/train/train_data/wav_000001.wav  16 kHz 16-bit mono RIFF WAV with a LIST/INFO chunk
@@ -37,7 +40,7 @@ Layout 2019:
   OUT/test/test_data/test_list.csv     one wav filename per line
   OUT/test/test_data/test_000001.wav   same WAV format
   OUT/test/test_label                  CSV "filename,text" (filename with .wav, plain text)
-Both layouts also get OUT/corpus_info.json (options, counts, hours, voices).
+Every layout also gets OUT/corpus_info.json (options, counts, hours, voices).
 """
 from __future__ import annotations
 
@@ -94,7 +97,7 @@ NOISE_COLORS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # power ~ 1/f^alpha
 @dataclass
 class Options:
     out: Path
-    layout: str = "2022"              # '2022' or '2019'
+    layout: str = "2022"              # '2022', '2023' or '2019'
     hours: float | None = None        # total audio (train + test) ...
     test_share: float = 0.1           # ... of which this share is test
     train_utts: int | None = None     # or utterance counts
@@ -125,7 +128,7 @@ def parse_args(argv=None) -> Options:
     p = argparse.ArgumentParser(
         description="Synthetic Korean speech corpus (espeak-ng) in an NSML dataset layout.")
     p.add_argument("--out", type=Path, required=True, help="output directory (dataset root)")
-    p.add_argument("--layout", choices=["2022", "2019"], default="2022")
+    p.add_argument("--layout", choices=["2022", "2023", "2019"], default="2022")
     size = p.add_argument_group("size (give --hours or --train-utts)")
     size.add_argument("--hours", type=float, help="total hours of audio, train + test")
     size.add_argument("--test-share", type=float, default=0.1,
@@ -387,9 +390,12 @@ class Layout2022:
     def add(self, utt: Utterance, audio: np.ndarray):
         name = f"{self.prefix[utt.split]}{utt.index:06d}"
         path = self.root / utt.split / f"{utt.split}_data" / name
-        path.write_bytes(audio.astype("<i2").tobytes())
+        path.write_bytes(self.audio_bytes(utt, audio))
         self.rows[utt.split].append((name, utt.label))
         self.meta[utt.split].append((name, utt.voice, utt.sentence_id))
+
+    def audio_bytes(self, utt: Utterance, audio: np.ndarray) -> bytes:
+        return audio.astype("<i2").tobytes()
 
     def labels(self, split: str) -> list[tuple[str, str]]:
         return self.rows[split]
@@ -401,16 +407,23 @@ class Layout2022:
                       ["filename", "speaker", "sentence_id"])
 
 
-def wav_bytes(audio: np.ndarray, info_tags: dict[str, str]) -> bytes:
-    """16 kHz 16-bit mono RIFF WAV with a LIST/INFO chunk before the data chunk."""
+class Layout2023(Layout2022):
+    """The 2022 names and labels; files of even index hold a RIFF WAV header (NOVA, 2023)."""
+
+    def audio_bytes(self, utt: Utterance, audio: np.ndarray) -> bytes:
+        return wav_bytes(audio) if utt.index % 2 == 0 else super().audio_bytes(utt, audio)
+
+
+def wav_bytes(audio: np.ndarray, info_tags: dict[str, str] | None = None) -> bytes:
+    """16 kHz 16-bit mono RIFF WAV; with info_tags, a LIST/INFO chunk before the data chunk."""
     def chunk(cid: bytes, payload: bytes) -> bytes:
         pad = b"\0" if len(payload) % 2 else b""
         return cid + struct.pack("<I", len(payload)) + payload + pad
 
     fmt = struct.pack("<HHIIHH", 1, 1, SAMPLE_RATE, SAMPLE_RATE * 2, 2, 16)
     info = b"INFO" + b"".join(chunk(k.encode("ascii"), v.encode("ascii") + b"\0")
-                              for k, v in info_tags.items())
-    body = (b"WAVE" + chunk(b"fmt ", fmt) + chunk(b"LIST", info)
+                              for k, v in (info_tags or {}).items())
+    body = (b"WAVE" + chunk(b"fmt ", fmt) + (chunk(b"LIST", info) if info_tags else b"")
             + chunk(b"data", audio.astype("<i2").tobytes()))
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
@@ -486,7 +499,7 @@ class Layout2019:
                       ["filename", "speaker", "sentence_id"])
 
 
-LAYOUTS = {"2022": Layout2022, "2019": Layout2019}
+LAYOUTS = {"2022": Layout2022, "2023": Layout2023, "2019": Layout2019}
 
 
 # ==========================================================================

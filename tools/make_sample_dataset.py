@@ -3,6 +3,7 @@
 
     python tools/make_sample_dataset.py            # writes sample_dataset/
     python tools/make_sample_dataset.py --out DIR  # elsewhere (e.g. to compare)
+    python tools/make_sample_dataset.py --layout 2023   # writes sample_dataset_2023/ (NOVA)
 
 A small corpus on which a small CTC model learns something within minutes of
 CPU training: short commands and questions from a reduced grammar (the first
@@ -11,6 +12,10 @@ repeated across sentences), light noise. Test sentences are held out as whole
 sentences and spoken by voices that train never uses; they only use syllables
 that occur in train. The seed and every setting are fixed here, so the output
 is byte-identical on every run with the same espeak-ng (1.51).
+
+sample_dataset_2023/ is the same recipe in the 2023 (NOVA) layout, kept under 2 MiB: 22 train and
+6 test utterances, idx_* files without extension, half of them with a WAV header and half raw
+PCM. It shows the layout and proves a run end to end; it is too small to learn much from.
 """
 import argparse
 import sys
@@ -20,13 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_corpus  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-MAX_BYTES = 20 * 1024 * 1024
+# layout -> (default folder, disk budget, the settings that differ)
+SAMPLES = {
+    "2022": ("sample_dataset", 20 * 1024 * 1024, ["--seed", "2022", "--train-utts", "210", "--test-utts", "40"]),
+    "2023": ("sample_dataset_2023", 2 * 1024 * 1024, ["--seed", "2023", "--train-utts", "22", "--test-utts", "6"]),
+}
 
 SETTINGS = [
-    "--layout", "2022",
-    "--seed", "2022",
-    "--train-utts", "210",
-    "--test-utts", "40",
     "--domain", "commands",
     "--slot-limit", "3",
     "--spread", "0.5",
@@ -46,13 +51,16 @@ def du(path: Path) -> int:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=REPO / "sample_dataset")
+    p.add_argument("--layout", choices=sorted(SAMPLES), default="2022")
+    p.add_argument("--out", type=Path, default=None, help="default: sample_dataset/ (2022), sample_dataset_2023/")
     a = p.parse_args()
-    make_corpus.main(["--out", str(a.out), "--force", "--no-progress", *SETTINGS])
-    size = du(a.out)
+    folder, max_bytes, sizes = SAMPLES[a.layout]
+    out = a.out or REPO / folder
+    make_corpus.main(["--out", str(out), "--force", "--no-progress", "--layout", a.layout, *sizes, *SETTINGS])
+    size = du(out)
     print(f"sample dataset size: {size / 2**20:.1f} MiB on disk")
-    if size > MAX_BYTES:
-        raise SystemExit(f"error: {a.out} is {size / 2**20:.1f} MiB, over the 20 MiB budget")
+    if size > max_bytes:
+        raise SystemExit(f"error: {out} is {size / 2**20:.1f} MiB, over the {max_bytes / 2**20:.0f} MiB budget")
 
 
 if __name__ == "__main__":

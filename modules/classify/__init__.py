@@ -6,7 +6,7 @@
 """
 from ..options import from_args
 from .classifier import AudioClassifier
-from .options import Options
+from .options import HELP_GROUPS, Options
 from .recipe import train
 
 NAME = "classify"
@@ -15,7 +15,7 @@ NAME = "classify"
 def add_arguments(parser, argv=None):
     from ..options import add_arguments as add_dataclass_arguments
 
-    add_dataclass_arguments(parser, Options)
+    add_dataclass_arguments(parser, Options, HELP_GROUPS)
 
 
 def options_from_args(args) -> Options:

@@ -64,9 +64,9 @@ def train(options: Options, dataset_path: str, device: torch.device, callbacks: 
         def on_epoch_end(m, member=member):
             step = epoch_offset + m["epoch"]
             kl = f" | val_kl {m['kl']:.4f}" if "kl" in m else ""
-            log(f"model {member + 1} epoch {m['epoch']:3d} | train_loss {m['train_loss']:.3f} | "
+            log(f"model {member + 1} epoch {m['epoch']:3d}/{m['epochs']} | train_loss {m['train_loss']:.3f} | "
                 f"val_loss {m['val_loss']:.3f} | val_acc {m['accuracy']:.3f} | val_f1 {m['macro_f1']:.3f}{kl} | "
-                f"{m['throughput']:.0f} clips/s | {m['minutes']:.1f} min")
+                f"{m['throughput']:.0f} clips/s | {m['minutes']:.1f} min | eta {m['eta_minutes']:.1f} min")
             scores = {f"val_{k}": v for k, v in m.items() if k in ("accuracy", "macro_f1", "kl")}
             callbacks.report(step, epoch=step, train_loss=m["train_loss"], val_loss=m["val_loss"], lr=m["lr"],
                              **scores)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from .. import distributed
 from ..features import SpecAugmentConfig
-from ..loading import loader_settings
+from ..loading import dataloader_options, loader_settings
 from ..metrics import accuracy, kl_divergence, macro_f1
 from ..samplers import BatchByCountSampler
 from ..training import LoopConfig, Trainer
@@ -70,12 +70,14 @@ class ClassifierTrainer(Trainer):
         if world > 1:
             sampler = distributed.ShardedBatchSampler(sampler, distributed.rank(), world)
         workers, pin_memory = loader_settings(classifier.device, config.num_workers)
+        batch_bytes = 4 * train_set.length * config.batch_size  # float32 clips of a fixed length
         train_loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, collate_fn=collate_clips,
-                                                   num_workers=workers, pin_memory=pin_memory)
+                                                   **dataloader_options(workers, pin_memory, batch_bytes))
         self.valid_clips = valid_clips
         self.valid_loader = torch.utils.data.DataLoader(
             ClipDataset(valid_clips, spec.clip_seconds, train=False), batch_size=2 * config.batch_size,
-            collate_fn=collate_clips, num_workers=workers, pin_memory=pin_memory)
+            collate_fn=collate_clips, **dataloader_options(workers, pin_memory, 2 * batch_bytes, persistent=False,
+                                                           name="validation"))
         super().__init__(model, config, classifier.device, train_loader)
         self.augment = SpecAugmentConfig(freq_masks=2, freq_width=6, time_masks=2, time_width=0.1) \
             if config.specaugment else None

@@ -16,10 +16,14 @@ checkpoint. Where each rule comes from:
   recipes), and a GPU gives them the updates a CPU cannot. medium (19 M) up to LARGE_HOURS of
   audio or on GPUs with less than LARGE_GPU_GIB of memory; large (104 M) beyond. Peak LR and
   warmup: a model's own where models/__init__.py's `RECOMMENDED_TRAINING` lists one, else the
-  loop's (2e-3, 8%), with which every model memorises (bench/overfit.py).
+  loop's (2e-3, 8%), with which every model memorises (bench/overfit.py). Conformer large's peak
+  LR is that times sqrt(d_medium / d_large) (0.71): Gulati et al. 2020 train every size with a
+  peak of 0.05 / sqrt(d_model), and large's batches here are up to 2,400 s, so its 2e-3 was
+  on the aggressive side.
 - GPU otherwise (a small corpus, a short budget): DeepSpeech2, the model that learns fastest.
 - Batches on a GPU hold GPU_BATCH_SECONDS_PER_GIB seconds of padded audio per GiB of memory
-  (capped), mixed precision is bf16 where the GPU has it (fp16 with loss scaling otherwise).
+  (capped), mixed precision is bf16 where the GPU has bf16 tensor cores (compute capability 8.0,
+  training.native_bf16), fp16 with loss scaling otherwise (V100, T4).
 - DataLoader workers: modules/loading.py's rule (none on a CPU, where waiting for a batch is ~1.4%
   of a step; on a GPU one per spare core of the process's share, at most 8).
 """
@@ -28,11 +32,14 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from ..loading import auto_workers, available_cpus, local_processes
+from ..training import native_bf16
+from .models.conformer import SIZES as CONFORMER_SIZES
 
 MIN_CONFORMER_HOURS = 20.0     # below: DeepSpeech2 even on a GPU
 MIN_CONFORMER_MINUTES = 60.0   # a --max_minutes below this: DeepSpeech2 even on a GPU
 LARGE_HOURS = 300.0            # at least this much audio (and a large GPU): Conformer large
-LARGE_GPU_GIB = 40.0
+LARGE_GPU_GIB = 38.0           # an A100 "40 GB" reports 39.4-39.6 GiB of total memory (the driver
+                               # keeps some), so 40 missed it; 38 takes it and leaves out 32 GB cards
 GPU_BATCH_SECONDS_PER_GIB = 40.0   # padded audio seconds per GiB of GPU memory...
 GPU_MAX_BATCH_SECONDS = 2400.0     # ...up to this
 CPU_BATCH_SECONDS = 90.0
@@ -55,7 +62,7 @@ class Machine:
             return cls("cpu", cores, processes=local_processes())
         index = device.index if device.index is not None else torch.cuda.current_device()
         memory = torch.cuda.get_device_properties(index).total_memory / 2**30
-        return cls("cuda", cores, torch.cuda.device_count(), memory, torch.cuda.is_bf16_supported(), local_processes())
+        return cls("cuda", cores, torch.cuda.device_count(), memory, native_bf16(device), local_processes())
 
     def describe(self) -> str:
         if self.device_type == "cuda":
@@ -118,7 +125,14 @@ def choose(options, machine: Machine, corpus_hours: float, recommended: dict = N
         pick("amp", "off")
         pick("num_workers", auto_workers(False, machine.cpu_cores), "no loader workers on a CPU: every core computes.")
     own = recommended.get(model, {})
-    pick("lr", own.get("lr", 2e-3), f"peak LR {own.get('lr', 2e-3):g} ({model}'s own)." if own else None)
+    lr, lr_reason = own.get("lr", 2e-3), f"peak LR {own.get('lr', 2e-3):g} ({model}'s own)." if own else None
+    size = options.conformer_size or choice.settings.get("conformer_size")
+    if model in ("conformer", "attention") and size == "large" and options.d_model is None:
+        # Gulati et al. 2020: peak LR 0.05 / sqrt(d_model) for every size, so large (d 512) peaks
+        # at 1/sqrt(2) of medium's (d 256), the size the default LR is meant for on a GPU.
+        lr = round(lr * (CONFORMER_SIZES["medium"][0] / CONFORMER_SIZES["large"][0]) ** 0.5, 6)
+        lr_reason = f"peak LR {lr:g} for size large (medium's x sqrt(d 256 / d 512), Gulati et al. 2020)."
+    pick("lr", lr, lr_reason)
     pick("warmup_fraction", own.get("warmup_fraction", 0.08))
     pick("lr_schedule", "cosine")
     return replace(options, **choice.settings), choice

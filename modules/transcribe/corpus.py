@@ -80,8 +80,9 @@ def decode_label_ids(ids: str, id_to_char: dict, where: str) -> Optional[str]:
 
 
 def read_label_rows_2019(dataset_path: str, label_map: Optional[str] = None) -> list:
-    """(audio file name, text) pairs: `train/train_label` (`name,<ids>` lines) when present, else the
-    `.label` files named in `data_list.csv`; names resolved to the WAV files of `data_list.csv`."""
+    """(audio file name, text, where) triples, `where` the label's file (and line): `train/train_label`
+    (`name,<ids>` lines) when present, else the `.label` files named in `data_list.csv`; names
+    resolved to the WAV files of `data_list.csv`."""
     data_dir = os.path.join(dataset_path, "train", "train_data")
     map_path = find_label_map(dataset_path, label_map)
     id_to_char = read_label_map(map_path)
@@ -115,7 +116,7 @@ def read_label_rows_2019(dataset_path: str, label_map: Optional[str] = None) -> 
         text = decode_label_ids(ids, id_to_char, where)
         if text is not None:
             stem = os.path.splitext(name)[0]
-            rows.append((listing[stem][0] if stem in listing else name if "." in name else name + ".wav", text))
+            rows.append((listing[stem][0] if stem in listing else name if "." in name else name + ".wav", text, where))
     return rows
 
 
@@ -170,8 +171,13 @@ def unlabelled_files(data_dir: str, labelled: set) -> list:
 
 
 def read_training_set(dataset_path: str, text_config: TextConfig = TextConfig(), label_map: Optional[str] = None,
-                      speaker_pattern: Optional[str] = None) -> list:
+                      speaker_pattern: Optional[str] = None, max_seconds: Optional[float] = None) -> list:
     """Utterances of `DATASET_PATH/train`, 2019 or 2022 layout (detected, see `detect_layout`).
+
+    A file labelled twice keeps its first label row: the later rows are dropped (named in a warning
+    with both lines when their transcripts differ), so one recording can never be in both the
+    training and the validation split. Utterances longer than `max_seconds` are skipped, each
+    named, with a count: one 10-minute file makes an epoch's loss jump a hundredfold.
 
     In stages over whole columns (names, texts, paths, durations), each one pass: 600,000 label
     rows take seconds, not minutes (bench/scale.py)."""
@@ -182,10 +188,13 @@ def read_training_set(dataset_path: str, text_config: TextConfig = TextConfig(),
         if not os.path.exists(p):
             raise FileNotFoundError(f"dataset {dataset_path!r} has no {os.path.relpath(p, dataset_path)}")
     if layout == "2019":
-        pairs = read_label_rows_2019(dataset_path, label_map)
-        columns = {"filename": [n for n, _ in pairs], "text": [t for _, t in pairs]}
+        triples = read_label_rows_2019(dataset_path, label_map)
+        columns = {"filename": [n for n, _, _ in triples], "text": [t for _, t, _ in triples]}
+        wheres = [w for _, _, w in triples]
     else:
-        columns = read_label_columns(label_path)
+        line_numbers = []
+        columns = read_label_columns(label_path, line_numbers)
+        wheres = line_numbers  # formatted as `label_path:line` only for the few rows a warning names
     names, texts = columns["filename"], columns["text"]
     speakers = read_speakers(dataset_path, names, columns.get("speaker"), speaker_pattern)
     del columns
@@ -196,27 +205,53 @@ def read_training_set(dataset_path: str, text_config: TextConfig = TextConfig(),
     durations = durations.tolist()
     texts = normalize_texts(texts, text_config)
     utterances, skipped, labelled, k = [], 0, set(inside), -1
-    for name, path, text in zip(names, paths, texts):
+    first_row = {}  # path -> (where, text) of its first label row
+    duplicates, too_long = 0, []
+    for name, path, text, where in zip(names, paths, texts, wheres):
         if path is None:
             warnings.warn(f"{label_path}: file name {name!r} points outside {data_dir}; skipped")
             skipped += 1
             continue
         k += 1  # index into inside/durations
+        if path in first_row:
+            duplicates += 1
+            first_where, first_text = first_row[path]
+            if text != first_text:
+                warnings.warn(f"{path}: labelled twice with different transcripts: {_where(label_path, first_where)} "
+                              f"{first_text!r} (kept) and {_where(label_path, where)} {text!r} (dropped)")
+            continue
+        first_row[path] = (where, text)
         reason = reasons.get(k) or ("empty transcript" if not text else None)
         if reason:
             warnings.warn(f"{path}: {reason}; skipped")
             skipped += 1
+            continue
+        if max_seconds and durations[k] > max_seconds:
+            warnings.warn(f"{path}: {durations[k]:.1f} s is longer than the maximum duration {max_seconds:g} s; "
+                          "skipped in training")
+            too_long.append(name)
             continue
         utterances.append(Utterance(path, text, durations[k], speakers.get(name)))
 
     unlabelled = unlabelled_files(data_dir, labelled)
     if unlabelled:
         warnings.warn(f"{data_dir}: {len(unlabelled)} audio files have no label row (e.g. {min(unlabelled)}); ignored")
+    if duplicates:
+        print(f"[data] {duplicates} label rows name a file labelled before; the first row of each is kept", flush=True)
+    if too_long:
+        shown = ", ".join(too_long[:10]) + (f", ... ({len(too_long) - 10} more)" if len(too_long) > 10 else "")
+        print(f"[data] {len(too_long)} utterances longer than --max_duration {max_seconds:g} s skipped in training "
+              f"(inference still transcribes such files): {shown}", flush=True)
     if skipped:
         print(f"[data] {skipped} labelled utterances skipped, {len(utterances)} usable", flush=True)
     if not utterances:
         raise ValueError(f"dataset {dataset_path!r}: no usable training utterance")
     return utterances
+
+
+def _where(label_path: str, where) -> str:
+    """A label row's place: `label_path:line` for the 2022 layout (a line number), else as given."""
+    return f"{label_path}:{where}" if isinstance(where, int) else str(where)
 
 
 def normalize_texts(texts: list, config: TextConfig) -> list:

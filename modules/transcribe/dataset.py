@@ -87,8 +87,11 @@ class SpeechDataset(torch.utils.data.Dataset):
             if self.cache is not None:
                 return i, self.cache.features(path), self.targets[i]
             return i, torch.from_numpy(load_audio(path, trim_db=self.trim_db)), self.targets[i]
-        except AudioError as e:
+        except AudioError as e:  # load_audio names the file, an I/O or permission error included
             warnings.warn(f"{e}; skipped")
+            return None
+        except OSError as e:  # the feature cache's own files (a full or failing disk): this item only
+            warnings.warn(f"{path}: cannot read ({e}); skipped")
             return None
 
 

@@ -23,7 +23,7 @@ class _AudioFiles(torch.utils.data.Dataset):
     def __getitem__(self, i):
         try:
             wave = load_audio(self.paths[i], trim_db=self.trim_db)
-        except AudioError as e:
+        except AudioError as e:  # load_audio names the file, an I/O or permission error included
             warnings.warn(f"{e}; its transcript will be empty")
             return i, None
         if len(wave) < self.min_samples:  # too short for one STFT frame: pad with silence
@@ -61,6 +61,7 @@ def transcribe_files(recognizer, paths: list, batch_seconds: float = None, num_w
     decoder = recognizer.decoder_config
     budget_s = decoder.infer_budget_s if budget_s is None else budget_s
     total_audio, done_audio, start = max(sum(durations), 1e-9), 0.0, time.time()
+    log_progress = ProgressLines(len(paths), start)
     with tqdm(total=len(paths), desc="infer", unit="utt", disable=None if progress else True) as bar:
         for batch_number, items in enumerate(loader):
             good = [(i, w) for i, w in items if w is not None]
@@ -72,6 +73,8 @@ def transcribe_files(recognizer, paths: list, batch_seconds: float = None, num_w
                 for (i, _), text in zip(good, recognizer.transcribe_batch(waves, lengths, decoder=decoder)):
                     texts[i] = text
             bar.update(len(items))
+            if progress and bar.disable:  # no terminal (a submit's log): tqdm is off, plain lines instead
+                log_progress(len(items))
             done_audio += sum(durations[i] for i, _ in items)
             if decoder.decoder != "greedy" and budget_s and batch_number >= 1:
                 projected = (time.time() - start) * total_audio / max(done_audio, 1e-9)
@@ -80,6 +83,25 @@ def transcribe_files(recognizer, paths: list, batch_seconds: float = None, num_w
                           f"> budget {budget_s:.0f} s: decoding the rest greedily", flush=True)
                     decoder = replace(decoder, decoder="greedy")
     return texts
+
+
+class ProgressLines:
+    """A line `[infer] 120/1200 files (10%) ...` per 10% of the files or per minute, whichever comes first."""
+
+    def __init__(self, total: int, start: float):
+        self.total, self.start, self.done = total, start, 0
+        self.next_tenth, self.last_line = 1, start
+
+    def __call__(self, count: int):
+        self.done += count
+        now = time.time()
+        if self.done * 10 < self.next_tenth * self.total and now - self.last_line < 60:
+            return
+        elapsed = now - self.start
+        eta = elapsed / self.done * (self.total - self.done)
+        print(f"[infer] {self.done}/{self.total} files ({100 * self.done / self.total:.0f}%), "
+              f"{elapsed:.0f} s, eta {eta:.0f} s", flush=True)
+        self.next_tenth, self.last_line = self.done * 10 // self.total + 1, now
 
 
 def transcribe_folder(recognizer, folder: str, **options) -> list:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Optional
 
 from ..features import FeatureConfig
-from ..options import TrainingOptions, from_args, option
+from ..options import TRAINING, TrainingOptions, argument_group, from_args, option
 from ..options import add_arguments as add_dataclass_arguments
 from .decoding import SEQUENCE_DECODERS, DecoderConfig
 from .models import MODELS
@@ -53,7 +53,8 @@ SPECAUGMENT_MIN_MINUTES = 60.0
 
 @dataclass
 class Options(TrainingOptions):
-    preset: Optional[str] = option(None, "a named set of defaults (PRESETS below), e.g. baseline2022; "
+    preset: Optional[str] = option(None, "a named set of defaults; baseline2022 trains as the 2022 official "
+                                         "baseline did (KoSpeech's DeepSpeech2, modules/transcribe/options.py); "
                                          "options given still win", choices=["baseline2022"])
     recipe: str = option("auto", "auto: model, size, batch, LR, precision and loader workers chosen from the "
                                  "device, the corpus and the budget for every option not given (auto.py); off: "
@@ -77,23 +78,24 @@ class Options(TrainingOptions):
     heads: Optional[int] = option(None, "conformer: attention heads (overrides the size)", type=int)
     conv_kernels: str = option("", "conv front end (freq x time) kernels, e.g. 41x11,21x11; empty = the kit's 3x3")
     conv_strides: str = option("", "conv front end strides, e.g. 2x2,2x1; empty = (2x2, 2x time_stride/2)")
-    win_ms: float = option(FeatureConfig.win_ms, "feature window length")
+    win_ms: float = option(FeatureConfig.win_ms, "log-mel feature window length in ms")
     # Decoding, recorded in the checkpoint: `nsml submit` passes no kit option, so it decodes as trained.
     decoder: str = option("beam", "beam: CTC prefix beam search + LM; attention: the attention model's own "
                                   "beam search; joint: that search rescored with its CTC head's prefix scores",
                           choices=["greedy", "beam", *SEQUENCE_DECODERS])
     decode_ctc_weight: float = option(DecoderConfig.ctc_weight, "--decoder joint: score = (1 - w) x decoder + "
                                                                 "w x CTC prefix score")
-    beam_width: int = option(DecoderConfig.beam_width)
+    beam_width: int = option(DecoderConfig.beam_width, "hypotheses kept per step by the beam searches")
     lm_order: Optional[int] = option(None, "n-gram order over the output units; 0 = no language model "
                                            f"(default: {LM_ORDER_BY_UNIT['char']} for char, "
                                            f"{LM_ORDER_BY_UNIT['jamo']} for jamo)", type=int)
     lm_max_texts: int = option(0, "the LM counts at most this many training transcripts (a seeded sample); "
                                   "0 = all (600,000 count in about 80 s: bench/README.md)")
-    lm_weight: float = option(DecoderConfig.lm_weight)
+    lm_weight: float = option(DecoderConfig.lm_weight, "weight of the n-gram LM's log-probability in beam search "
+                                                       "(tuned on validation after training unless --no_tune_lm)")
     lm_bonus: float = option(DecoderConfig.lm_bonus, "per-unit insertion bonus")
-    tune_lm: bool = option(True, "--no_tune_lm keeps --lm_weight/--lm_bonus as given instead of choosing them on "
-                                 "validation data after training (fusion.py)")
+    tune_lm: bool = option(True, "keep --lm_weight/--lm_bonus as given instead of choosing them on validation "
+                                 "data after training (fusion.py)")
     infer_budget_s: float = option(DecoderConfig.infer_budget_s, "projected inference seconds above which a "
                                                                  "submit falls back to greedy decoding")
     no_merge_repeats: bool = option(False, "greedy CTC decoding without merging repeats (the 2022 baseline's bug)")
@@ -105,13 +107,17 @@ class Options(TrainingOptions):
     no_spaces: bool = option(False, "train without spaces (CER ignores them)")
     dual: str = option("spelling", "which side of a (spelling)/(pronunciation) transcription to keep",
                        choices=["spelling", "pronunciation"])
-    punctuation: str = option("keep", choices=["keep", "remove"])
+    punctuation: str = option("keep", "keep punctuation in the transcripts, or remove it", choices=["keep", "remove"])
     label_map: Optional[str] = option(None, "2019 layout: id->character file (default: *.labels beside the "
                                             "dataset or the code)")
     speaker_pattern: Optional[str] = option(None, "regex whose first group (or match) in a file name is its "
                                                   "speaker, for the split")
     trim_silence: float = option(0.0, "trim leading/trailing audio TOP_DB below peak, in training and inference; "
                                       "0 = off", metavar="TOP_DB")
+    max_duration: float = option(40.0, "training skips utterances longer than this many seconds, naming them (0 = no "
+                                       "limit; inference transcribes every file whole); the competitions' segmented "
+                                       "utterances are far shorter, and one 10-minute file made an epoch's loss "
+                                       "jump from ~9 to 649", metavar="SECONDS")
     feature_cache: str = option("off", "on-disk feature cache: off, on (~/.cache/korean_asr_kit/features) or a folder")
     # Training (the loop's own options are in TrainingOptions).
     sortagrad: bool = option(False, "first epoch from shortest to longest utterance")
@@ -119,7 +125,8 @@ class Options(TrainingOptions):
                                             type=float)
     batch_utterances: int = option(0, "utterances per batch instead of --batch_seconds")
     specaugment_copies: bool = option(False, "train on each utterance once clean and once SpecAugmented per epoch")
-    optimizer: str = option("adamw", choices=["adamw", "adam"])
+    optimizer: str = option("adamw", "adam: the 2022 baseline's (weight decay as an L2 term)",
+                            choices=["adamw", "adam"])
     lr_schedule: Optional[str] = option(None, "after warmup (auto: cosine)", choices=["cosine", "tri_stage"])
     specaugment: str = option("on", f"auto: on for budgets of {SPECAUGMENT_MIN_MINUTES:g} min or more (or no "
                                     "--max_minutes), off for shorter ones; it helped 5-minute runs on a 0.5 h "
@@ -130,6 +137,23 @@ class Options(TrainingOptions):
                                 "keeps a handful of ~30 MB checkpoints); 'best' on every improvement and the last "
                                 "epoch are always saved")
     ctc_weight: float = option(0.3, "models with a decoder: ctc_weight x CTC + (1 - ctc_weight) x decoder loss")
+    # Accuracy extras (issue 23; docs/models.md "Averaging, augmentation, intermediate CTC"), all off by default.
+    ema_decay: float = option(0.0, "keep an exponential moving average of the weights (e.g. 0.999); at the end "
+                                   "'best' holds it if it validates better; 0 = off")
+    average_best: int = option(0, "keep the N best epochs' weights by validation CER; at the end 'best' holds "
+                                  "their mean if it validates better; 0 = off")
+    inter_ctc_weight: float = option(0.0, "conformer/attention: (1 - w) x CTC + w x CTC of the middle block "
+                                          "(intermediate CTC); 0 = off")
+    self_condition: bool = option(False, "conformer/attention: feed the middle block's CTC distribution back "
+                                         "into the encoder (self-conditioned CTC; use with --inter_ctc_weight)")
+    noise_prob: float = option(0.0, "share of training utterances mixed with noise at a random SNR; 0 = off")
+    noise_snr: str = option("5,20", "SNR range in dB of --noise_prob", metavar="LOW,HIGH")
+    noise_dir: str = option("", "folder of noise recordings for --noise_prob; empty = generated white, pink, "
+                                "brown and babble noise")
+    phone_prob: float = option(0.0, "share of training utterances played through an 8 kHz phone channel; 0 = off")
+    phone_mulaw: bool = option(False, "the phone channel also codes 8-bit mu-law (G.711)")
+    vtlp: float = option(0.0, "vocal tract length perturbation: mel frequencies warped by a factor in "
+                              "[1 - VTLP, 1 + VTLP] per utterance (e.g. 0.1); 0 = off")
 
 
 PRESETS = {
@@ -158,11 +182,25 @@ PRESETS = {
 }
 
 
+# The sections of `--help`; every other option is a training one.
+HELP_GROUPS = {
+    "task and recipe": ["preset", "recipe"],
+    "data": ["valid_fraction", "unit", "vocab_size", "no_spaces", "dual", "punctuation", "label_map",
+                      "speaker_pattern", "trim_silence", "feature_cache", "win_ms"],
+    "model": ["model", "rnn_hidden", "rnn_layers", "time_stride", "conformer_size", "d_model", "layers", "heads",
+              "conv_kernels", "conv_strides"],
+    "decoding": ["decoder", "decode_ctc_weight", "beam_width", "infer_budget_s", "no_merge_repeats",
+                 "infer_batch_seconds"],
+    "language model (LM)": ["lm_order", "lm_max_texts", "lm_weight", "lm_bonus", "tune_lm"],
+}
+
+
 def add_arguments(parser, argv=None):
     """The task's options; with `--preset NAME` in `argv`, that preset's values as their defaults."""
-    add_dataclass_arguments(parser, Options)
-    parser.add_argument("--no_specaugment", dest="specaugment", action="store_const", const="off",
-                        default=argparse.SUPPRESS, help="same as --specaugment off")
+    add_dataclass_arguments(parser, Options, HELP_GROUPS)
+    argument_group(parser, TRAINING).add_argument(
+        "--no_specaugment", dest="specaugment", action="store_const", const="off", default=argparse.SUPPRESS,
+        help="same as --specaugment off")
     first = argparse.ArgumentParser(add_help=False)
     first.add_argument("--preset", choices=sorted(PRESETS))
     preset = first.parse_known_args(argv)[0].preset
@@ -236,7 +274,8 @@ def conv_pairs(text: str):
 
 
 # Options that configure the acoustic model; `conformer_size` is the conformer config's `size`.
-MODEL_OPTIONS = ("rnn_hidden", "rnn_layers", "time_stride", "conformer_size", "d_model", "layers", "heads")
+MODEL_OPTIONS = ("rnn_hidden", "rnn_layers", "time_stride", "conformer_size", "d_model", "layers", "heads",
+                 "self_condition")
 
 
 def model_options(options: Options) -> dict:

@@ -13,6 +13,7 @@ from dataclasses import replace
 import torch
 
 from .. import distributed
+from ..averaging import cpu_copy
 from ..options import config_from
 from ..tasks import Callbacks
 from ..text import TextConfig
@@ -50,7 +51,8 @@ def build(options: Options, dataset_path: str, device: torch.device, loaded_stat
     # A forked session keeps its checkpoint's text settings, units and split.
     text_config = loaded.text_config if loaded else TextConfig(
         keep_spaces=not options.no_spaces, dual=options.dual, punctuation=options.punctuation)
-    utterances = read_training_set(dataset_path, text_config, options.label_map, options.speaker_pattern)
+    utterances = read_training_set(dataset_path, text_config, options.label_map, options.speaker_pattern,
+                                   max_seconds=options.max_duration)
     if resume and resume.get("valid_files"):
         train_utts, valid_utts = split_by_names(utterances, resume["valid_files"])
     else:
@@ -84,7 +86,13 @@ def build(options: Options, dataset_path: str, device: torch.device, loaded_stat
     trainer.choice = choice  # saved with every checkpoint: what --recipe auto chose and why
     if resume is not None:  # continue epoch, optimizer and schedule
         trainer.load_state_dict(resume)
-        log(f"[resume] from epoch {trainer.epoch}, step {trainer.step}")
+        log(f"[resume] from epoch {trainer.epoch}, step {trainer.step}, {trainer.elapsed() / 60:.1f} min trained")
+        if resume.get("max_minutes", config.max_minutes) != config.max_minutes:
+            log(f"[resume] --max_minutes {resume['max_minutes']:g} -> {config.max_minutes:g}: the budget counts the "
+                "minutes trained before the fork, and the LR schedule stretches (or shrinks) to the new length")
+        nothing_left = trainer.nothing_left()
+        if nothing_left:
+            log(f"[resume] nothing left to train: {nothing_left}")
     return trainer
 
 
@@ -103,8 +111,9 @@ def train(options: Options, dataset_path: str, device: torch.device, callbacks: 
     every, saved = save_every(options), set()
 
     def on_epoch_end(m):
-        log(f"epoch {m['epoch']:3d} | train_loss {m['train_loss']:.3f} | val_loss {m['val_loss']:.3f} | "
-            f"val_cer {m['val_cer']:.3f} | {m['throughput']:.0f} audio-s/s | {m['minutes']:.1f} min")
+        log(f"epoch {m['epoch']:3d}/{m['epochs']} | train_loss {m['train_loss']:.3f} | val_loss {m['val_loss']:.3f} | "
+            f"val_cer {m['val_cer']:.3f} | {m['throughput']:.0f} audio-s/s | {m['minutes']:.1f} min | "
+            f"eta {m['eta_minutes']:.1f} min")
         for hyp, ref in m["val_examples"][:1]:
             log(f"    ref: {ref}\n    hyp: {hyp}")
         callbacks.report(m["epoch"], epoch=m["epoch"], train_loss=m["train_loss"], val_loss=m["val_loss"],
@@ -114,7 +123,7 @@ def train(options: Options, dataset_path: str, device: torch.device, callbacks: 
             saved.add(m["epoch"])
         if m["improved"]:
             callbacks.save("best", state())
-            if options.tune_lm:
+            if options.tune_lm or trainer.averaging:
                 best_weights.update({k: v.detach().to("cpu", copy=True)
                                      for k, v in recognizer.model.state_dict().items()})
 
@@ -123,17 +132,21 @@ def train(options: Options, dataset_path: str, device: torch.device, callbacks: 
         callbacks.save(trainer.epoch, state())
     main_process = distributed.is_main_process()
     log(f"[done] best val_cer {trainer.best:.4f} (greedy) after {trainer.epoch} epochs")
+    if trainer.averaging and best_weights:  # 'best' gets the plain, EMA or averaged weights, whichever validates best
+        if trainer.choose_final_weights(best_weights, log) != "plain":
+            best_weights = cpu_copy(recognizer.model)
+            callbacks.save("best", state())
     decoder = recognizer.decoder_config
     uses_lm = recognizer.lm is not None and decoder.decoder == "beam" and decoder.lm_weight > 0
     if main_process and best_weights and uses_lm:
         tune_fusion_of_best(recognizer, trainer, best_weights, callbacks, state)
-    weights = "final"
+    weights = trainer.final_weights if trainer.averaging else "final"  # what the model holds now
     if options.average_last and trainer.recent_weights:
         recognizer.model.load_state_dict(trainer.averaged_weights())
         weights = "averaged"
         m = trainer.evaluate()
         log(f"[avg] last {len(trainer.recent_weights)} epochs averaged: val_cer {m['val_cer']:.4f}")
-        callbacks.report(trainer.epoch, avg_val_cer=m["val_cer"])
+        callbacks.report(trainer.epoch, epoch=trainer.epoch, avg_val_cer=m["val_cer"])
         callbacks.save("avg", state())
     if recognizer.decoder_config.decoder != "greedy" and main_process:
         m = trainer.evaluate(decoder=recognizer.decoder_config)
@@ -194,6 +207,9 @@ def tune_fusion_of_best(recognizer, trainer, best_weights: dict, callbacks: Call
                   f"utterances in {time.time() - start:.0f} s: lm_weight {weight}, lm_bonus {bonus}, beam val_cer "
                   f"{val_cer:.4f}" + (f" (given {given.lm_weight}/{given.lm_bonus}: {before:.4f}{kept})"
                                       if before is not None else ""))
-    callbacks.report(trainer.epoch, tuned_lm_weight=weight, tuned_lm_bonus=bonus, tuned_beam_val_cer=val_cer)
+    # At the best epoch's step, with its epoch and greedy val_cer: this report is the summary the 'best'
+    # checkpoint keeps (`nsml ps`, `nsml model ls`), which must still say which epoch it is and how good.
+    callbacks.report(trainer.best_epoch, epoch=trainer.best_epoch, val_cer=trainer.best, tuned_lm_weight=weight,
+                     tuned_lm_bonus=bonus, tuned_beam_val_cer=val_cer)
     callbacks.save("best", state())
     model.load_state_dict(final_weights)

@@ -36,15 +36,16 @@ class SpeechRecognizer:
         return cls(model_name, model, tokenizer, feature_config, text_config, device)
 
     def features(self, waves: torch.Tensor, wave_lengths: torch.Tensor, augment: SpecAugmentConfig = None,
-                 augment_rows: torch.Tensor = None, speed: float = 1.0):
+                 augment_rows: torch.Tensor = None, speed: float = 1.0, mel_basis: torch.Tensor = None):
         """Padded waveforms -> (B, T, n_mels) features and frame lengths, on the recognizer's device.
 
         `speed` != 1 speed-perturbs the batch first (training only). `augment` applies SpecAugment
         to every utterance, or only to those where the (B,) bool `augment_rows` is True.
+        `mel_basis`: warped filterbanks for VTLP (training only; augment.vtlp_mel_bases).
         """
         waves, wave_lengths = waves.to(self.device, non_blocking=True), wave_lengths.to(self.device)
         waves, wave_lengths = speed_perturb(waves, wave_lengths, speed)
-        feats, lengths = self.featurizer(waves, wave_lengths)
+        feats, lengths = self.featurizer(waves, wave_lengths, mel_basis)
         return self.augment_features(feats, lengths, augment, augment_rows)
 
     def augment_features(self, feats: torch.Tensor, lengths: torch.Tensor, augment: SpecAugmentConfig = None,

@@ -7,6 +7,7 @@ validation CER, averaging the last epochs' weights, and the split a fork must ke
 The alternatives (Adam, tri-stage LR, batches by count, SpecAugment copies) exist to
 reproduce the 2022 baseline's recipe (`--preset baseline2022`, options.py).
 """
+import inspect
 import os
 import warnings
 from collections import deque
@@ -17,11 +18,13 @@ import torch
 import torch.nn.functional as F
 
 from .. import distributed
+from ..averaging import BestWeights, ExponentialMovingAverage, average_state_dicts, choose_weights
 from ..features import SpecAugmentConfig
-from ..loading import loader_settings
+from ..loading import dataloader_options, loader_settings
 from ..metrics import cer
 from ..samplers import BatchByCountSampler, DurationBatchSampler
 from ..training import LoopConfig, Trainer
+from .augment import WaveAugment, vtlp_mel_bases
 from .dataset import SpeechDataset, Targets, collate
 from .decoding import DecoderConfig
 from .feature_cache import FeatureCache
@@ -33,6 +36,16 @@ class TrainConfig(LoopConfig):
     batch_size: int = 0            # >0: batches of this many utterances instead (2022 baseline: 128)
     specaugment: bool = True
     speed_factors: tuple = ()      # each training batch is played at one of these speeds, e.g. (0.9, 1.0, 1.1)
+    # issue 23, all off by default (docs/models.md, "Averaging, augmentation, intermediate CTC")
+    ema_decay: float = 0.0         # EMA of the weights, updated every step; 0 = off
+    average_best: int = 0          # keep the N best epochs' weights (by val CER) to average at the end; 0 = off
+    inter_ctc_weight: float = 0.0  # (1 - w) * CTC + w * CTC of the middle encoder block (Conformer, attention)
+    noise_prob: float = 0.0        # share of training utterances mixed with noise (augment.py)
+    noise_snr: str = "5,20"        # their SNR range in dB
+    noise_dir: str = ""            # folder of noise recordings; "" = generated noises
+    phone_prob: float = 0.0        # share of training utterances played through an 8 kHz phone channel
+    phone_mulaw: bool = False      # ... with 8-bit mu-law coding
+    vtlp: float = 0.0              # vocal tract length perturbation: mel warp factors in [1 - vtlp, 1 + vtlp]
     specaugment_copies: bool = False  # each epoch: every utterance once clean + once augmented (2022 baseline)
     sortagrad: bool = False
     feature_cache: str = ""        # folder of the on-disk feature cache; "" = compute features every batch
@@ -70,11 +83,36 @@ class SpeechTrainer(Trainer):
             sampler = distributed.ShardedBatchSampler(sampler, distributed.rank(), world)
         self.train_sampler = sampler
         self.num_workers, pin_memory = loader_settings(recognizer.device, config.num_workers)
+        # A batch as workers hand it over: float32 waveforms, padded (cached features are smaller)
+        longest = float(self.durations(self.train_utts).max())
+        batch_bytes = 4 * recognizer.feature_config.sample_rate * (
+            config.batch_size * longest if config.batch_size else max(config.batch_seconds, longest))
         self.valid_loader = self._loader(self._dataset(valid_utts), DurationBatchSampler(
-            self.durations(valid_utts), 2 * config.batch_seconds, shuffle=False), pin_memory)
+            self.durations(valid_utts), 2 * config.batch_seconds, shuffle=False), pin_memory,
+            2 * batch_bytes, persistent=False, name="validation")
         train_set = self._dataset(self.epoch_utts, train_targets.select(keep, copies))
-        super().__init__(recognizer.model, config, recognizer.device, self._loader(train_set, sampler, pin_memory))
+        # Waveform augmentations run in the loader workers, on each collated batch (augment.py)
+        self.wave_augment = WaveAugment.from_config(config, recognizer.feature_config.sample_rate)
+        if self.wave_augment is not None and self.cache is not None:
+            print("[train] noise and phone-channel augmentation need waveforms; the feature cache stores "
+                  "features, so they are off in this run", flush=True)
+            self.wave_augment = None
+        super().__init__(recognizer.model, config, recognizer.device,
+                         self._loader(train_set, sampler, pin_memory, batch_bytes, collate_fn=self.wave_augment))
         self.recent_weights = deque(maxlen=max(config.average_last, 0))
+        self.best_weights = BestWeights(config.average_best)
+        self.ema = ExponentialMovingAverage(self.model, config.ema_decay) if config.ema_decay > 0 else None
+        self.final_weights = "plain"  # which weights the end of training chose for 'best' (choose_final_weights)
+        # Models whose forward takes `intermediate` (the Conformer and attention encoders) have a middle block
+        self.inter_ctc = (config.inter_ctc_weight > 0
+                          and "intermediate" in inspect.signature(recognizer.model.forward).parameters)
+        if config.inter_ctc_weight > 0 and not self.inter_ctc:
+            print(f"[train] --inter_ctc_weight needs a Conformer or attention encoder; {recognizer.model_name} "
+                  "trains without it", flush=True)
+        self.vtlp = config.vtlp if self.cache is None else 0.0
+        if config.vtlp and self.cache is not None:
+            print("[train] VTLP warps the filterbank of computed features; the feature cache stores "
+                  "features, so it is off in this run", flush=True)
         self.augment = SpecAugmentConfig() if config.specaugment else None
         self.speed_factors = tuple(config.speed_factors)
         if self.speed_factors and self.cache is not None:
@@ -105,28 +143,48 @@ class SpeechTrainer(Trainer):
         return SpeechDataset(utts, self.recognizer.tokenizer, self.recognizer.feature_config.trim_db, self.cache,
                              targets=targets)
 
-    def _loader(self, dataset, sampler, pin_memory: bool):
-        return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
-                                           num_workers=self.num_workers, pin_memory=pin_memory)
+    def _loader(self, dataset, sampler, pin_memory: bool, batch_bytes: float = 0, persistent: bool = True,
+                name: str = "training", collate_fn=None):
+        """A DataLoader with the trainer's workers (as many as /dev/shm holds batches of `batch_bytes`;
+        0 = unchecked), kept across epochs when `persistent`; `collate_fn` defaults to dataset.collate."""
+        return torch.utils.data.DataLoader(dataset, batch_sampler=sampler,
+                                           collate_fn=collate if collate_fn is None else collate_fn,
+                                           **dataloader_options(self.num_workers, pin_memory, batch_bytes,
+                                                                persistent, name))
 
-    def speech_loss(self, batch, augment=None, augment_rows=None, net=None, speed: float = 1.0):
+    def speech_loss(self, batch, augment=None, augment_rows=None, net=None, speed: float = 1.0, mel_basis=None):
         """CTC loss (plus the model's decoder loss, if it has one), log-probs, output lengths and
-        the encoder output of models with a decoder (None for the others)."""
+        the encoder output of models with a decoder (None for the others). `mel_basis`: a warped
+        filterbank per utterance (VTLP), else the recognizer's own."""
         rec = self.recognizer
         if "feats" in batch:  # from the feature cache
             feats, feat_lengths = rec.augment_features(batch["feats"], batch["feat_lengths"], augment, augment_rows)
         else:
-            feats, feat_lengths = rec.features(batch["waves"], batch["wave_lengths"], augment, augment_rows, speed)
+            feats, feat_lengths = rec.features(batch["waves"], batch["wave_lengths"], augment, augment_rows, speed,
+                                               mel_basis=mel_basis)
         targets, target_lengths = batch["targets"].to(feats.device), batch["target_lengths"].to(feats.device)
         has_decoder = hasattr(rec.model, "decoder_loss")  # attention models: joint CTC + decoder cross-entropy
         encoding = None
+        # Intermediate CTC in training only: validation and inference score the final head alone.
+        inter = self.inter_ctc and rec.model.training
+        kwargs = {}
+        if has_decoder:
+            kwargs["return_encoding"] = True
+        if inter:
+            kwargs["intermediate"] = True
         with self.autocast():
-            if has_decoder:
-                log_probs, lengths, encoding = (net or self.net)(feats, feat_lengths, return_encoding=True)
-            else:
-                log_probs, lengths = (net or self.net)(feats, feat_lengths)
-        log_probs = log_probs.float()  # CTC in full precision
-        loss = F.ctc_loss(log_probs.transpose(0, 1), targets, lengths, target_lengths, blank=0, zero_infinity=True)
+            outputs = (net or self.net)(feats, feat_lengths, **kwargs)
+        log_probs, lengths = outputs[0].float(), outputs[1]  # CTC in full precision
+        if has_decoder:
+            encoding = outputs[2]
+
+        def ctc(lp):
+            return F.ctc_loss(lp.transpose(0, 1), targets, lengths, target_lengths, blank=0, zero_infinity=True)
+
+        loss = ctc(log_probs)
+        if inter:  # Lee & Watanabe 2021: (1 - w) * CTC + w * CTC of the middle block through the same head
+            w = self.config.inter_ctc_weight
+            loss = (1 - w) * loss + w * ctc(outputs[-1].float())
         if has_decoder:
             with self.autocast():
                 dec = rec.model.decoder_loss(encoding, lengths, targets, target_lengths)
@@ -134,8 +192,23 @@ class SpeechTrainer(Trainer):
         return loss, log_probs, lengths, encoding
 
     def loss(self, batch):
-        loss, _, _, _ = self.speech_loss(batch, self.augment, self.augment_rows(batch), speed=self.batch_speed())
+        loss, _, _, _ = self.speech_loss(batch, self.augment, self.augment_rows(batch), speed=self.batch_speed(),
+                                         mel_basis=self.vtlp_bases(batch))
         return loss, self.audio_seconds(batch)
+
+    def vtlp_bases(self, batch):
+        """Per-utterance warped filterbanks (B, n_mels, F) for VTLP, or None when it is off."""
+        if not self.vtlp or "waves" not in batch:
+            return None
+        factors = 1.0 + self.vtlp * (2 * torch.rand(len(batch["indices"])) - 1)  # the seeded torch generator
+        return vtlp_mel_bases(self.recognizer.featurizer.mel_basis, factors.to(self.device),
+                              self.recognizer.feature_config.sample_rate)
+
+    def train_step(self, batch) -> tuple:
+        out = super().train_step(batch)
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return out
 
     def audio_seconds(self, batch) -> float:
         fc = self.recognizer.feature_config
@@ -167,7 +240,8 @@ class SpeechTrainer(Trainer):
             utts = self.valid_utts
         else:
             loader = self._loader(self._dataset(utts), DurationBatchSampler(
-                self.durations(utts), 2 * self.config.batch_seconds, shuffle=False), pin_memory=False)
+                self.durations(utts), 2 * self.config.batch_seconds, shuffle=False), pin_memory=False,
+                persistent=False)
         total, count, hyps, refs = 0.0, 0, [], []
         for batch in loader:
             if batch is None:
@@ -179,31 +253,52 @@ class SpeechTrainer(Trainer):
             hyps += self.recognizer.decode(log_probs, lengths, decoder=decoder, encoding=encoding)
             refs += [utts[i].text for i in batch["indices"]]
             self.trim_heap()
-        return {"val_loss": total / max(count, 1), "val_cer": cer(hyps, refs) if hyps else 1.0,
+        self.last_val_cer = cer(hyps, refs) if hyps else 1.0  # after_epoch keeps the N best epochs by it
+        return {"val_loss": total / max(count, 1), "val_cer": self.last_val_cer,
                 "val_examples": list(zip(hyps[:3], refs[:3]))}
 
     def after_epoch(self, improved: bool):
         if self.recent_weights.maxlen:
             self.recent_weights.append({k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()})
+        self.best_weights.offer(self.last_val_cer, self.epoch, self.model)
 
     def averaged_weights(self) -> dict:
         """Mean of the kept epochs' weights (integer buffers such as BatchNorm counters: the latest)."""
         return average_state_dicts(list(self.recent_weights))
 
+    @property
+    def averaging(self) -> bool:
+        """True when the end of training chooses between the plain best epoch's weights and averages."""
+        return self.ema is not None or self.best_weights.keep > 1
+
+    def choose_final_weights(self, plain_best: dict, log=print) -> str:
+        """Load `plain_best` (the best epoch's weights, validation CER `self.best`), then whichever of
+        them, the EMA and the mean of the N best epochs validates best (greedy CER; ties keep the
+        plain weights). The model is left holding the winner; its name is returned and recorded in
+        the trainer state ('best' checkpoint) as `final_weights`."""
+        candidates = {}
+        if self.ema is not None:
+            candidates["ema"] = self.ema.weights()
+        if len(self.best_weights) > 1:
+            candidates[f"best{len(self.best_weights)}"] = self.best_weights.averaged()
+        self.model.load_state_dict(plain_best)
+        name, scores = choose_weights(self.model, self.best, candidates, lambda: self.evaluate()["val_cer"])
+        detail = ", ".join(f"{n} {c:.4f}" for n, c in scores.items())
+        epochs = f" (best epochs {self.best_weights.epochs()})" if len(self.best_weights) > 1 else ""
+        log(f"[avg] validation CER by weights: {detail}{epochs}; 'best' holds the {name} weights")
+        self.final_weights, self.final_scores = name, scores
+        return name
+
     def state_dict(self) -> dict:
-        # valid_files: the split, so a forked session validates on the same files (recipe.py reuses it)
-        return dict(super().state_dict(), valid_files=[os.path.basename(u.path) for u in self.valid_utts])
+        # valid_files: the split, so a forked session validates on the same files (recipe.py reuses it);
+        # ema: the running average, so a fork continues it; final_weights: plain, ema or bestN
+        state = dict(super().state_dict(), valid_files=[os.path.basename(u.path) for u in self.valid_utts],
+                     final_weights=self.final_weights)
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return state
 
-
-def average_state_dicts(states: list) -> dict:
-    """Element-wise mean of model state dicts with the same keys; non-float entries from the last one."""
-    if not states:
-        raise ValueError("no weights to average")
-    averaged = {}
-    for key, last in states[-1].items():
-        if last.is_floating_point():
-            # float64 sums: averaging identical weights gives them back bit for bit
-            averaged[key] = torch.stack([s[key].double() for s in states]).mean(0).to(last.dtype)
-        else:
-            averaged[key] = last.clone()
-    return averaged
+    def load_state_dict(self, state: dict):
+        super().load_state_dict(state)
+        if self.ema is not None and state.get("ema"):
+            self.ema.load_state_dict(state["ema"])

@@ -1,4 +1,4 @@
-"""A local stand-in for NAVER's `nsml` module (NSML_SPEC.md section 1).
+"""A local stand-in for NAVER's `nsml` module (docs/nsml.md section 1).
 
 Participant code uses only this:
 
@@ -18,7 +18,7 @@ import sys
 import time
 import traceback
 
-from . import checkpoints, environment, reports
+from . import checkpoints, environment, events, reports
 from .constants import DATASET_NAME, DATASET_PATH, GPU_NUM, HAS_DATASET, IS_ON_NSML, SESSION_NAME
 from .errors import NSMLError
 
@@ -112,7 +112,9 @@ def report(summary=False, scope=None, step=None, **kwargs):
         reports.check_value(key, value)
     ctx = environment.context()
     ctx.announce()
-    reports.append(ctx.session_dir, step, summary, kwargs, time.time())
+    walltime = time.time()
+    reports.append(ctx.session_dir, step, summary, kwargs, walltime)
+    events.write(ctx.session_dir, step, kwargs, walltime)  # TensorBoard, if installed
 
 
 def _fail(reason):

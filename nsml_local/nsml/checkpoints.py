@@ -9,7 +9,8 @@ Layout inside a session folder:
 A save writes a fresh store folder, then swaps the symlink with os.replace,
 which is atomic: a process killed at any point leaves either the old
 checkpoint or the new one, never half of one. Store folders no symlink points
-to (left by killed saves) are swept on later saves.
+to (left by killed saves) are swept on later saves, when the session ends and
+when a direct run starts (see sweep).
 """
 import os
 import shutil
@@ -24,9 +25,20 @@ STORE = '.store'
 
 def checkpoint_name(checkpoint):
     """str(checkpoint); None means the current time, like NSML."""
-    name = time.strftime('%Y%m%d-%H%M%S') if checkpoint is None else str(checkpoint)
+    return valid_name(time.strftime('%Y%m%d-%H%M%S') if checkpoint is None else checkpoint)
+
+
+def valid_name(name):
+    """A checkpoint name that stays one entry of its session's checkpoints/ folder.
+
+    Checked by every command that takes a name (save, load, model rm/pull, fork,
+    submit): 'best/../../../2/checkpoints/1' once deleted another session's
+    checkpoint, and an absolute name would join to a path outside HOME.
+    """
+    name = str(name)
     if not name or name.startswith('.') or '/' in name or '\\' in name or '\0' in name:
-        raise NSMLError('invalid checkpoint name %r: it must be a plain file name' % name)
+        raise NSMLError('invalid checkpoint name %r: it must be a plain file name (no path separators, '
+                        'no leading dot)' % name)
     return name
 
 
@@ -58,24 +70,39 @@ def save(session_dir, name, write, info):
     os.replace(tmp_link, link)  # the atomic step
     if previous and previous != os.path.realpath(link):
         shutil.rmtree(previous, ignore_errors=True)
-    _sweep(root)
+    sweep(session_dir)
     return info
 
 
-def _sweep(root):
-    """Remove store folders of dead processes that no checkpoint points to."""
+def _writer_pid(entry):
+    """The pid in '<name>.<pid>.<random>' (a store) or '.link-<name>-<pid>' (a link being swapped)."""
+    try:
+        if entry.startswith('.link-'):
+            return int(entry.rsplit('-', 1)[1])
+        return int(entry.rsplit('.', 2)[-2])
+    except (IndexError, ValueError):
+        return None
+
+
+def sweep(session_dir):
+    """Remove what saves of dead processes left: store folders no checkpoint points to
+    (a model's worth each) and half-swapped links. Run after each save, when a
+    session ends and when a direct run starts."""
+    root = _root(session_dir)
     store = os.path.join(root, STORE)
+    if not os.path.isdir(store):
+        return
     used = {os.path.realpath(os.path.join(root, n)) for n in os.listdir(root) if not n.startswith('.')}
-    for entry in os.listdir(store):
-        path = os.path.join(store, entry)
-        if os.path.realpath(path) in used:
-            continue
-        try:
-            pid = int(entry.rsplit('.', 2)[-2])
-        except (IndexError, ValueError):
-            pid = None
+    leftovers = [os.path.join(store, e) for e in os.listdir(store)
+                 if os.path.realpath(os.path.join(store, e)) not in used]
+    leftovers += [os.path.join(root, e) for e in os.listdir(root) if e.startswith('.link-')]
+    for path in leftovers:
+        pid = _writer_pid(os.path.basename(path))
         if pid != os.getpid() and not storage.pid_alive(pid):
-            shutil.rmtree(path, ignore_errors=True)
+            if os.path.islink(path) or not os.path.isdir(path):
+                os.unlink(path)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def listing(session_dir):
@@ -106,8 +133,11 @@ def latest(session_dir):
 
 def locate(session_dir, session_name, name):
     """The model folder of checkpoint `name`, or an error saying what exists."""
-    path = os.path.join(_root(session_dir), str(name), 'model')
-    if str(name) and not str(name).startswith('.') and os.path.isdir(path):
+    name = valid_name(name)
+    path = os.path.join(_root(session_dir), name, 'model')
+    store = os.path.realpath(os.path.join(_root(session_dir), STORE))
+    # The name is one path component; the link it names must also point into this session's store.
+    if os.path.isdir(path) and os.path.realpath(path).startswith(store + os.sep):
         return os.path.realpath(path)
     existing = names(session_dir)
     raise NSMLError("session %s has no checkpoint '%s'; it has: %s"
@@ -116,7 +146,7 @@ def locate(session_dir, session_name, name):
 
 def remove(session_dir, session_name, name):
     model = locate(session_dir, session_name, name)
-    link = os.path.join(_root(session_dir), str(name))
+    link = os.path.join(_root(session_dir), valid_name(name))
     os.unlink(link)
     shutil.rmtree(os.path.dirname(model), ignore_errors=True)
 

@@ -7,19 +7,21 @@
     nsml submit [-t] [--time-limit S] SESSION [CKPT]
     nsml stop SESSION   nsml rm SESSION...      nsml memo SESSION TEXT
     nsml dataset ls | push NAME PATH | add NAME PATH | board NAME [--all]
-    nsml plot SESSION [KEY...] [-o out.png]
+    nsml plot SESSION [SESSION...] [KEY...] [-o out.png] [--smooth 0.6] [--watch 30]
 
 Every failure ends with one line `nsml: error: <reason>` and exit status 1.
 """
 import argparse
 import json
 import os
+import shlex
 import shutil
 import sys
 import time
 
-from . import checkpoints, datasets, launcher, leaderboard, reports, snapshot, storage
+from . import checkpoints, datasets, launcher, leaderboard, platforms, reports, snapshot, storage
 from . import session as sessions
+from . import __version__
 from .errors import NSMLError
 
 
@@ -109,6 +111,7 @@ def cmd_run(args):
                          'List what the session does not need in .nsmlignore.'
                          % (storage.human_size(total), count,
                             ', '.join('%s (%s)' % (p, storage.human_size(s)) for s, p in biggest[:5])))
+        notes.extend(platforms.upload_notes(session.path('code'), args.prog))  # what the platform would get
         launcher.prepare(session, code, args.entry, args.args, 'run', name, path, gpus=args.gpus,
                          cpus=args.cpus, memory=args.memory, memo=args.memo)
 
@@ -138,7 +141,11 @@ def cmd_fork(args):
     origin = sessions.resolve(args.session)
     checkpoint = _origin_checkpoint(origin, args.checkpoint)
     meta, path = _origin_dataset(origin)
-    user_args = args.args if args.args is not None else launcher.strip_reserved(meta.get('args'))
+    old_args = launcher.strip_reserved(meta.get('args'))
+    user_args = args.args if args.args is not None else old_args
+    notes = []
+    if args.args is not None:  # as on NSML: -a is the whole argument string, not additions to the old one
+        notes.append('Note: -a replaces all arguments of %s; it ran with: %s' % (origin.name, old_args or '(none)'))
 
     def fill(session):
         shutil.copytree(origin.path('code'), session.path('code'), symlinks=True)
@@ -147,7 +154,7 @@ def cmd_fork(args):
                          cpus=args.cpus or meta.get('cpus'), memory=args.memory or meta.get('memory'),
                          origin=origin.name, checkpoint=checkpoint, memo=args.memo)
 
-    return _launch(_new_session(origin.dataset, fill), args.detach)
+    return _launch(_new_session(origin.dataset, fill), args.detach, notes)
 
 
 def cmd_submit(args):
@@ -201,15 +208,25 @@ def cmd_ps(args):
     rows = []
     for session, meta in found:
         argv = meta.get('argv') or []
-        rows.append([session.name, ago(meta.get('created')), ' '.join(argv[2:]) or '-',
+        shown = ' '.join(shlex.quote(a) for a in argv[2:]) or '-'  # quoted, so '' shows and can be copied
+        if not args.verbose and len(shown) > ARGS_WIDTH:  # a long -a would push the summary off the screen
+            shown = shown[:ARGS_WIDTH - 3] + '...'
+        rows.append([session.name, ago(meta.get('created')), shown,
                      meta.get('status', '?'), session_summary(session, meta) or '-', meta.get('memo') or ''])
     table(['Name', 'Created', 'Args', 'Status', 'Summary', 'Description'], rows)
     return 0
 
 
+ARGS_WIDTH = 40  # `nsml ps` shortens the Args column to this many characters; -v shows them whole
+
+
 def cmd_logs(args):
     session = sessions.resolve(args.session)
     path = session.path('log.txt')
+    if session.meta().get('kind') == 'direct' and not os.path.exists(path):
+        raise NSMLError('session %s holds the checkpoints and reports of direct `python %s` runs; their output '
+                        'went to the terminal they ran in, so there is no log. `nsml run -d %s` records one.'
+                        % (session.name, session.meta().get('entry') or 'main.py', session.dataset))
     out = sys.stdout.buffer
     position = 0
     while True:
@@ -243,8 +260,14 @@ def cmd_stop(args):
 def cmd_rm(args):
     for name in args.sessions:
         session = sessions.resolve(name)
-        if launcher.refresh(session).get('status') == 'running':
+        meta = launcher.refresh(session)
+        if meta.get('status') == 'running':
             raise NSMLError('session %s is running; stop it first (nsml stop %s)' % (session.name, session.name))
+        live = launcher.live_direct_processes(meta)
+        if live:  # a direct `python main.py` has no status to stop, but its checkpoints are being written
+            raise NSMLError('session %s is in use by a direct run (pid %s); end that process first'
+                            % (session.name, ', '.join(str(pid) for pid in live)))
+        launcher.remove_staging(meta)
         sessions.remove(session)
         print('Session %s removed' % session.name)
     return 0
@@ -277,6 +300,7 @@ def cmd_model_ls(args):
 
 def cmd_model_pull(args):
     session = sessions.resolve(args.session)
+    checkpoints.valid_name(args.checkpoint)  # before it becomes part of a folder name
     destination = os.path.join(args.path, '%s_%s' % (session.name.replace('/', '_'), args.checkpoint))
     if os.path.exists(destination):
         raise NSMLError('%s already exists' % destination)
@@ -318,15 +342,28 @@ def cmd_dataset_push(args):
 
 def cmd_dataset_board(args):
     name = args.name
-    if os.sep in name or os.path.isdir(name) and name not in datasets.registry():
+    if os.path.isdir(name) and name not in datasets.registry():
+        name = datasets.resolve(name)[0]  # the name its sessions got (see datasets.resolve)
+    elif os.sep in name:
         name = os.path.basename(os.path.normpath(os.path.abspath(name)))
+    path = datasets.current_path(name)
+    identity = datasets.identity(path) if path and os.path.isdir(path) else None
     if args.all:
-        found = sorted(leaderboard.entries(name), key=lambda e: e.get('time', 0))
+        found = sorted(leaderboard.entries(name, identity), key=lambda e: e.get('time', 0))
     else:
-        found = leaderboard.ranking(name)
+        found = leaderboard.ranking(name, identity=identity)
+    elsewhere = len(leaderboard.entries(name)) - len(leaderboard.entries(name, identity))
+    _show_board(name, found, args.all)
+    if elsewhere:
+        print('%d submit%s on another test set named %s (another folder, or its test_label since changed) '
+              'not shown' % (elsewhere, '' if elsewhere == 1 else 's', name))
+    return 0
+
+
+def _show_board(name, found, show_all):
     if not found:
-        print('No %ssubmissions on %s yet' % ('' if args.all else 'scored ', name))
-        return 0
+        print('No %ssubmissions on %s yet' % ('' if show_all else 'scored ', name))
+        return
     with_crr = any(e.get('crr') is not None for e in found)
     metrics = {}  # name -> higher_is_better, in order of appearance: CER for transcription
     for e in found:
@@ -334,33 +371,66 @@ def cmd_dataset_board(args):
         metrics.setdefault(metric_name, higher_is_better)
     headers = ['Rank', 'Session', 'Checkpoint'] + (['CRR'] if with_crr else []) + list(metrics) + [
         'Items', 'Submitted', 'Submit session']
-    if args.all:
+    if show_all:
         headers.append('Test')
     rows = []
     for rank, e in enumerate(found, 1):
-        row = [rank if not args.all else '-', e.get('model_session'), e.get('checkpoint')]
+        row = [rank if not show_all else '-', e.get('model_session'), e.get('checkpoint')]
         if with_crr:
             row.append('%.2f' % e['crr'] if e.get('crr') is not None else '-')
         metric_name, value, _ = leaderboard.metric(e)
         row += ['%.4f' % value if m == metric_name else '-' for m in metrics]
         row += ['%d/%d' % (e.get('items', 0), e.get('total_items', 0)), ago(e.get('time')), e.get('session')]
-        if args.all:
+        if show_all:
             row.append('yes' if e.get('test') else '')
         rows.append(row)
     directions = ['%s %s is better' % (m, 'higher' if up else 'lower') for m, up in metrics.items()]
-    print('Leaderboard of %s (%s)' % (name, 'every submit' if args.all else
+    print('Leaderboard of %s (%s)' % (name, 'every submit' if show_all else
                                       'best per session; ' + ', '.join(directions) +
                                       (', CRR higher is better' if with_crr else '')))
     table(headers, rows)
-    return 0
+
+
+def plot_targets(targets):
+    """`nsml plot S1 [S2 ...] [KEY ...]`: the sessions, then the keys. The first target is a session;
+    later ones are sessions when they look like session names (N, ds/N, local/ds/N), keys otherwise."""
+    found, keys = [sessions.resolve(targets[0])], []
+    for target in targets[1:]:
+        if not keys and ('/' in target or target.isdigit()):
+            found.append(sessions.resolve(target))
+        else:
+            keys.append(target)
+    return found, keys
+
+
+def default_plot_path(found):
+    """Under the NSML home, never in the code folder (which NSML would upload next time)."""
+    name = '+'.join(s.name.replace('/', '_') for s in found)
+    return os.path.join(storage.home(), 'plots', name[:150] + '.png')
 
 
 def cmd_plot(args):
     from . import plots
-    session = sessions.resolve(args.session)
-    output = args.output or '%s.png' % session.name.replace('/', '_')
-    plots.plot(session, args.keys, output)
-    print('Plot of %s written to %s' % (session.name, output))
+    found, keys = plot_targets(args.targets)
+    output = args.output or default_plot_path(found)
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    names = ', '.join(s.name for s in found)
+    while True:
+        # Whether any still runs, asked before drawing: the last drawing then comes after the end.
+        running = args.watch and any(launcher.refresh(s).get('status') in ('running', 'preparing') for s in found)
+        try:
+            plots.plot(found, keys, output, smooth=args.smooth)
+            news = 'written to %s' % output
+        except NSMLError as error:
+            if not running:
+                raise
+            news = 'not drawn yet: %s' % error  # a session that just started has reported nothing
+        if not running:
+            break
+        print('Plot of %s %s (%s; redrawn every %g s, Ctrl-C stops)'
+              % (names, news, time.strftime('%H:%M:%S'), args.watch), flush=True)
+        time.sleep(args.watch)
+    print('Plot of %s written to %s' % (names, output))
     return 0
 
 
@@ -374,8 +444,12 @@ def _resources(parser, gpus_default):
     parser.add_argument('--shm-size', default=None, help='recorded only')
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(prog='nsml', description='A local NSML: sessions, checkpoints, submits.')
+def build_parser(prog=platforms.DEFAULT):
+    parser = argparse.ArgumentParser(prog=prog, description='A local %s: sessions, checkpoints, submits.'
+                                     % prog.upper())
+    parser.set_defaults(prog=prog)
+    parser.add_argument('--version', action='version',
+                        version='%s %s (nsml_local, a local stand-in for NAVER %s)' % (prog, __version__, prog.upper()))
     commands = parser.add_subparsers(dest='command', metavar='COMMAND')
     commands.required = True
 
@@ -391,7 +465,9 @@ def build_parser():
     p = commands.add_parser('fork', help='new session resuming from a checkpoint (--pause 1)')
     p.add_argument('session')
     p.add_argument('-c', '--checkpoint', default=None, help='default: the latest')
-    p.add_argument('-a', '--args', default=None, help="default: the forked session's arguments")
+    p.add_argument('-a', '--args', default=None,
+                   help="arguments for the entry file; they replace ALL the forked session's arguments "
+                        "(default: the forked session's arguments)")
     p.add_argument('-m', '--memo', default='')
     p.add_argument('--detach', action='store_true')
     p.add_argument('-g', '--gpus', type=int, default=None)
@@ -412,6 +488,8 @@ def build_parser():
     p.add_argument('-q', '--quiet', action='store_true', help='names only, newest first')
     p.add_argument('-n', '--last', type=int, default=None)
     p.add_argument('-d', '--data', dest='dataset', default=None)
+    p.add_argument('-v', '--verbose', action='store_true', help='whole arguments (else shortened to %d characters)'
+                   % ARGS_WIDTH)
     p.set_defaults(func=cmd_ps)
 
     p = commands.add_parser('logs', help="print a session's log")
@@ -464,10 +542,16 @@ def build_parser():
     p.add_argument('--all', action='store_true', help='every submit, -t ones included')
     p.set_defaults(func=cmd_dataset_board)
 
-    p = commands.add_parser('plot', help='PNG of the report curves of a session')
-    p.add_argument('session')
-    p.add_argument('keys', nargs='*')
-    p.add_argument('-o', '--output', default=None)
+    p = commands.add_parser('plot', help='PNG of the report curves of sessions, overlaid like the web graph')
+    p.add_argument('targets', nargs='+', metavar='TARGET',
+                   help='sessions to overlay (their differing arguments in the legend), then the report keys to '
+                        'draw (default: all), e.g. `nsml plot 3 t1-cmd/4 val_cer`')
+    p.add_argument('-o', '--output', default=None,
+                   help='PNG path (default: NSML_HOME/plots/SESSION.png, outside the code folder)')
+    p.add_argument('--smooth', type=float, default=0.0,
+                   help="TensorBoard's smoothing weight in [0, 1), e.g. 0.6; the raw curve stays faint")
+    p.add_argument('--watch', type=float, default=0, metavar='SECONDS',
+                   help='redraw every SECONDS while a session runs, and once more when it ends')
     p.set_defaults(func=cmd_plot)
 
     p = commands.add_parser('_supervise')  # internal: the watcher of a --detach session
@@ -492,17 +576,23 @@ def glue_args_values(argv):
     return out
 
 
-def main(argv=None):
+def main(argv=None, prog=None):
+    """`prog` is the name the CLI was called by (nsml or nova: one CLI, two names), by default
+    taken from sys.argv[0]; help, error lines and platform-file checks use it."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(glue_args_values(argv))
+    prog = prog or platforms.program_name(sys.argv[0] if sys.argv else '')
+    args = build_parser(prog).parse_args(glue_args_values(argv))
     try:
         return args.func(args) or 0
     except NSMLError as error:
         sys.stdout.flush()
-        print('nsml: error: %s' % error, file=sys.stderr)
+        print('%s: error: %s' % (prog, error), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `nsml ps | head -1`: the reader has all it wanted
+        launcher.drop_stdout()
+        return 0
 
 
 if __name__ == '__main__':

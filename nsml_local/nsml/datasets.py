@@ -2,6 +2,11 @@
 
 `nsml dataset push NAME PATH` records NAME -> PATH in HOME/datasets.json (the
 data is not copied). `-d` accepts such a name or a path to a dataset folder.
+A folder is named after its base name, unless that name already belongs to
+another folder: then a short hash of its real path is appended, so two
+folders called `t1-cmd` never share sessions or a leaderboard. Board entries
+also carry identity(): the real path and the references' content, so a board
+ranks only scores on the test set it has now.
 
 Which infer protocol a dataset uses:
   owner    the dataset ships data_loader.py (with feed_infer) and
@@ -9,11 +14,13 @@ Which infer protocol a dataset uses:
   2019     test/test_data/test_list.csv exists: infer(wav_path) -> str;
   2022     otherwise: infer(test_data_dir) -> [{'filename', 'text'}, ...].
 """
+import hashlib
 import os
 
 from . import storage
-from .environment import safe_name
+from .environment import USER, safe_name
 from .errors import NSMLError
+from .scoring import read_text  # UTF-8 or cp949, as for the label files
 
 PROTOCOLS = ('owner', '2019', '2022')
 
@@ -31,10 +38,44 @@ def push(name, path):
         raise NSMLError("dataset path '%s' does not exist or is not a folder" % path)
     if safe_name(name) != name:
         raise NSMLError("dataset name '%s' may only use letters, digits, '.', '_' and '-'" % name)
-    entries = registry()
-    entries[name] = os.path.abspath(path)
-    storage.write_json(_registry_path(), entries)
-    return entries[name]
+    path = os.path.abspath(path)
+    storage.update_json(_registry_path(), storage.lock_path('datasets'), lambda entries: entries.update({name: path}))
+    return path
+
+
+def identity(root):
+    """What a score was measured on: the dataset's real path and the bytes of its test_label."""
+    digest = hashlib.sha256(os.path.realpath(root).encode('utf-8', 'surrogateescape') + b'\0')
+    try:
+        with open(label_path(root), 'rb') as f:
+            for block in iter(lambda: f.read(1 << 20), b''):
+                digest.update(block)
+    except OSError:
+        pass  # no references here (an owner dataset keeps them elsewhere): the path alone
+    return digest.hexdigest()[:16]
+
+
+def _session_metas(name):
+    folder = os.path.join(storage.home(), 'sessions', USER, name)
+    if not os.path.isdir(folder):
+        return []
+    return [storage.read_json(os.path.join(folder, number, 'session.json'), {}) for number in os.listdir(folder)]
+
+
+def paths_named(name):
+    """Real paths of the dataset folders that the registry or sessions know as `name`."""
+    found = {os.path.realpath(m['dataset_path']) for m in _session_metas(name) if m.get('dataset_path')}
+    if registry().get(name):
+        found.add(os.path.realpath(registry()[name]))
+    return found
+
+
+def current_path(name):
+    """The folder `name` stands for now: the registered one, else the newest session's."""
+    if registry().get(name):
+        return registry()[name]
+    metas = sorted((m for m in _session_metas(name) if m.get('dataset_path')), key=lambda m: m.get('created', 0))
+    return metas[-1]['dataset_path'] if metas else None
 
 
 def resolve(argument):
@@ -47,7 +88,11 @@ def resolve(argument):
         return argument, path
     if os.path.isdir(argument):
         path = os.path.abspath(argument)
-        return safe_name(os.path.basename(os.path.normpath(path))), path
+        name = safe_name(os.path.basename(os.path.normpath(path)))
+        if paths_named(name) - {os.path.realpath(path)}:  # that name is another folder's
+            name = '%s-%s' % (name, hashlib.sha256(os.path.realpath(path).encode('utf-8', 'surrogateescape'))
+                              .hexdigest()[:6])
+        return name, path
     if os.sep in argument or argument.startswith('.'):
         raise NSMLError("dataset path '%s' does not exist" % argument)
     raise NSMLError("dataset '%s' is neither a registered dataset (nsml dataset ls) nor an existing folder"
@@ -80,8 +125,7 @@ def protocol(root):
 
 
 def read_test_list(path):
-    with open(path, encoding='utf-8') as f:
-        return [line.strip().split(',')[0] for line in f if line.strip()]
+    return [line.strip().split(',')[0] for line in read_text(path)[0].splitlines() if line.strip()]
 
 
 def test_items(root):

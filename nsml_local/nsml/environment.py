@@ -40,6 +40,7 @@ LOAD_SESSION_ENV = 'NSML_LOCAL_LOAD_SESSION'  # session that checkpoint belongs 
 TEST_SOURCE_ENV = 'NSML_LOCAL_TEST_SOURCE'    # real dataset root, linked in after load
 SMALL_TEST_ENV = 'NSML_LOCAL_SMALL_TEST'      # 1 for `nsml submit -t`
 TIME_LIMIT_ENV = 'NSML_LOCAL_TIME_LIMIT'      # inference limit in seconds
+AS_NSML_ENV = 'NSML_LOCAL_AS_NSML'            # 1: nsml.IS_ON_NSML is True (set by the user)
 
 DEFAULT_TIME_LIMIT = 3600.0
 DEFAULT_DATASET_DIR = 'sample_dataset'
@@ -159,22 +160,29 @@ class Context:
         self._announced = True
         print('nsml (local, direct run): dataset %s (%s); checkpoints and reports of session %s in %s'
               % (self.dataset_path, self.dataset_source, self.session, self.session_dir), file=sys.stderr)
-        meta_path = os.path.join(self.session_dir, 'session.json')
-        if not os.path.exists(meta_path):
-            storage.write_json(meta_path, {
-                'name': self.session, 'kind': 'direct', 'status': 'direct',
-                'dataset': self.dataset_name, 'dataset_path': self.dataset_path,
-                'created': self.started, 'args': '', 'entry': os.path.basename(sys.argv[0] or ''),
-            })
+        fresh = {'name': self.session, 'kind': 'direct', 'status': 'direct',
+                 'dataset': self.dataset_name, 'dataset_path': self.dataset_path,
+                 'created': self.started, 'args': '', 'entry': os.path.basename(sys.argv[0] or '')}
+
+        def register(meta):
+            # Several direct processes (training, then --mode test) share this session; each one
+            # alive is listed so `nsml rm` cannot delete the checkpoints it is writing.
+            for key, value in fresh.items():
+                meta.setdefault(key, value)
+            meta['processes'] = [p for p in meta.get('processes', []) if storage.same_process_alive(*p)]
+            meta['processes'].append([os.getpid(), storage.process_start(os.getpid())])
+
+        storage.update_json(os.path.join(self.session_dir, 'session.json'),
+                            os.path.join(self.session_dir, '.lock'), register)
+        from . import checkpoints
+        checkpoints.sweep(self.session_dir)  # stores left by direct runs killed mid-save
 
     def record(self, **facts):
         """Tell the supervising CLI something (bound, saving, failure, result)."""
         if not self.launched:
             return
-        path = os.path.join(self.session_dir, 'runtime.json')
-        state = storage.read_json(path, {})
-        state.update(facts)
-        storage.write_json(path, state)
+        storage.update_json(os.path.join(self.session_dir, 'runtime.json'),
+                            os.path.join(self.session_dir, '.lock'), lambda state: state.update(facts))
 
 
 _context = None

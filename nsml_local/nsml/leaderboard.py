@@ -7,7 +7,8 @@ The board keeps each model session's best score, like NSML keeps a team's
 best; `submit -t` lines are stored but not ranked. CER: lower is better;
 CRR = (1 - CER) * 100 ranks the same way, higher is better. A dataset whose
 evaluation.py names another metric stores "metric" (its name), "score" and
-"higher_is_better" instead, with "cer" and "crr" null.
+"higher_is_better" instead, with "cer" and "crr" null. "dataset_id" says which
+test set was scored (datasets.identity); a board ranks only its current one.
 """
 import os
 
@@ -19,11 +20,17 @@ def _path(dataset):
 
 
 def append(dataset, entry):
-    storage.append_jsonl(_path(dataset), entry)
+    with storage.locked(storage.lock_path('board-' + dataset)):
+        storage.append_jsonl(_path(dataset), entry)
 
 
-def entries(dataset):
-    return storage.read_jsonl(_path(dataset))
+def entries(dataset, identity=None):
+    """The board's lines; with `identity` (datasets.identity) only those scored on that test set.
+    Lines from before identities were recorded have none and are kept."""
+    found = storage.read_jsonl(_path(dataset))
+    if identity is None:
+        return found
+    return [e for e in found if e.get('dataset_id') in (None, identity)]
 
 
 def datasets_with_boards():
@@ -45,10 +52,10 @@ def _badness(entry):
     return -value if higher_is_better else value
 
 
-def ranking(dataset, include_tests=False):
+def ranking(dataset, include_tests=False, identity=None):
     """Best entry per model session, best first (lowest CER, or the best of the named metric)."""
     best = {}
-    for entry in entries(dataset):
+    for entry in entries(dataset, identity):
         if entry.get('test') and not include_tests:
             continue
         key = entry.get('model_session')

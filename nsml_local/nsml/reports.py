@@ -39,7 +39,8 @@ def append(session_dir, step, summary, values, walltime):
         latest = dict(values)
         if step is not None:
             latest['step'] = step
-        storage.write_json(os.path.join(session_dir, 'summary.json'), latest)
+        with storage.locked(os.path.join(session_dir, '.lock')):
+            storage.write_json(os.path.join(session_dir, 'summary.json'), latest)
 
 
 def read(session_dir):

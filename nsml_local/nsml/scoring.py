@@ -6,6 +6,7 @@ leaderboard showed CRR = (1 - CER) * 100, not clipped: a CER above 1 gives a
 negative CRR.
 """
 import csv
+import io
 import os
 
 from .errors import NSMLError
@@ -34,26 +35,65 @@ def crr(cer_value):
     return (1.0 - cer_value) * 100.0
 
 
+# What label and list files come in: UTF-8 (a BOM or not; utf-8-sig reads both) or
+# cp949, the Korean Windows encoding many competition files were saved in.
+TEXT_ENCODINGS = ('utf-8-sig', 'cp949')
+
+
+def read_text(path):
+    """(text, encoding) of a label or list file, whichever of TEXT_ENCODINGS decodes it."""
+    with open(path, 'rb') as f:
+        data = f.read()
+    for encoding in TEXT_ENCODINGS:
+        try:
+            return data.decode(encoding), encoding
+        except UnicodeDecodeError:
+            continue
+    raise NSMLError('%s is neither UTF-8 nor cp949 text; save it as UTF-8' % path)
+
+
 def read_labels(path):
-    """test_label as {filename: text}: a CSV `filename,text`, with a header."""
+    """test_label as {filename: text}.
+
+    With a header naming `filename` and `text`, those two columns are read and any
+    others (speaker, duration ...) ignored. Without one, the first column is the
+    file name and the rest of the line its text (the local 2019 format). The
+    encoding is detected (read_text); a row that does not parse is named with its line.
+    """
     if not os.path.isfile(path):
         raise NSMLError('label file %s does not exist' % path)
+    text, _ = read_text(path)
+    rows = csv.reader(io.StringIO(text, newline=''))
     labels = {}
-    with open(path, encoding='utf-8', newline='') as f:
-        for row in csv.reader(f):
-            if not row or (row[0] == 'filename' and not labels):
+    try:
+        header = [c.strip().lower() for c in next(rows, [])]
+        if 'filename' in header:
+            name_at = header.index('filename')
+            text_at = header.index('text') if 'text' in header else None
+        else:
+            name_at, text_at = 0, None
+            rows = csv.reader(io.StringIO(text, newline=''))  # the first line is data
+        for row in rows:
+            if not row or not ''.join(row).strip():
                 continue
-            if len(row) < 2:
-                raise NSMLError('label file %s: line %r is not "filename,text"' % (path, ','.join(row)))
-            labels[row[0]] = ','.join(row[1:])
+            if len(row) <= max(name_at, text_at or 1):
+                raise NSMLError('label file %s, line %d: %r has no text column'
+                                % (path, rows.line_num, ','.join(row)[:80]))
+            labels[row[name_at]] = row[text_at] if text_at is not None else ','.join(row[1:])
+    except csv.Error as error:  # e.g. a field over csv's 128 KB limit, a NUL byte
+        raise NSMLError('label file %s, line %d: %s' % (path, rows.line_num, error)) from None
     return labels
 
 
 def label_for(labels, filename):
     """The reference of a test file; 2019 labels may name it with or without .wav."""
-    if filename in labels:
-        return labels[filename]
-    stem = os.path.splitext(filename)[0]
-    if stem in labels:
-        return labels[stem]
+    names = [filename]
+    try:  # a file named in cp949 bytes is listed with surrogates; its label file spells it in Hangul
+        names.append(os.fsencode(filename).decode('cp949'))
+    except UnicodeDecodeError:
+        pass
+    for name in names:
+        for key in (name, os.path.splitext(name)[0]):
+            if key in labels:
+                return labels[key]
     return None

@@ -8,7 +8,6 @@ A session is a folder HOME/sessions/local/<dataset>/<N>/ holding:
     reports.jsonl   one line per nsml.report call; summary.json the latest summary
     code/           the uploaded snapshot, never run in (fork and submit copy it)
     work/           a copy of code/ the entry file runs in
-    dataset/        submit only: the staging DATASET_PATH
     checkpoints/    see checkpoints.py
 
 The implicit session of direct runs is local/<dataset>/direct.
@@ -22,6 +21,7 @@ from .environment import USER
 from .errors import NSMLError
 
 STATUSES = ('preparing', 'running', 'done', 'failed', 'stopped', 'direct')
+LOCK_FILE = '.lock'
 
 
 def sessions_root():
@@ -47,11 +47,14 @@ class Session:
     def meta(self):
         return storage.read_json(self.path('session.json'), {})
 
+    def lock(self):
+        """The lock of this session's state files (session.json, runtime.json, summary.json)."""
+        return storage.locked(self.path(LOCK_FILE))
+
     def update(self, **fields):
-        meta = self.meta()
-        meta.update(fields)
-        storage.write_json(self.path('session.json'), meta)
-        return meta
+        """Change some fields of session.json without losing a concurrent change to others
+        (a memo written while the session ends keeps the final status)."""
+        return storage.update_json(self.path('session.json'), self.path(LOCK_FILE), lambda meta: meta.update(fields))
 
     def runtime(self):
         return storage.read_json(self.path('runtime.json'), {})
@@ -67,14 +70,10 @@ def create(dataset_name, **meta):
     """Make local/<dataset>/<N> with N one more than the highest so far."""
     parent = os.path.join(sessions_root(), USER, dataset_name)
     os.makedirs(parent, exist_ok=True)
-    while True:
+    with storage.locked(storage.lock_path('sessions-' + dataset_name)):
         numbers = [int(n) for n in os.listdir(parent) if n.isdigit()]
         number = max(numbers, default=0) + 1
-        try:
-            os.mkdir(os.path.join(parent, str(number)))  # atomic claim of N
-            break
-        except FileExistsError:
-            continue
+        os.mkdir(os.path.join(parent, str(number)))  # fails loudly rather than share a number
     session = Session('%s/%s/%d' % (USER, dataset_name, number))
     meta.update(name=session.name, dataset=dataset_name, created=time.time(), status='preparing')
     storage.write_json(session.path('session.json'), meta)
@@ -101,6 +100,8 @@ def all_sessions():
 def resolve(name):
     """A session from a full (local/ds/3), short (ds/3) or bare (3) name."""
     parts = [p for p in str(name).strip().split('/') if p]
+    if any(p in ('.', '..') or '\\' in p or '\0' in p for p in parts):
+        raise NSMLError("invalid session name '%s': no '.' or '..' parts" % name)
     if len(parts) == 3:
         if parts[0] != USER:
             raise NSMLError("no session '%s': local sessions are named %s/<dataset>/<N>" % (name, USER))

@@ -24,6 +24,9 @@ from contextlib import contextmanager
 from . import datasets, leaderboard, scoring
 from .errors import NSMLError
 
+# A test file named in cp949 bytes is listed with surrogate escapes; writing it back
+# with this handler restores its bytes instead of raising UnicodeEncodeError.
+NAME_BYTES = 'surrogateescape'
 SMALL_TEST_MIN_ITEMS = 10      # `nsml submit -t`: 10 items or 10%, whichever is larger
 SMALL_TEST_FRACTION = 0.10
 
@@ -78,7 +81,7 @@ def run(ctx, infer, model_session, checkpoint, load_finished):
         scores = {'cer': cer, 'crr': scoring.crr(cer) if protocol == '2019' else None}
 
     entry = {'time': time.time(), 'session': ctx.session, 'model_session': model_session,
-             'checkpoint': checkpoint, 'protocol': protocol, **scores,
+             'checkpoint': checkpoint, 'protocol': protocol, 'dataset_id': datasets.identity(source), **scores,
              'items': len(items), 'total_items': len(all_items), 'test': ctx.small_test,
              'seconds': round(elapsed, 3)}
     ctx.record(result=entry)
@@ -200,7 +203,7 @@ def validate_records(records, items):
 def feed_2022(infer, data_dir, items, prediction_file):
     records = _call_infer(infer, data_dir)
     hypotheses = validate_records(records, items)
-    with open(prediction_file, 'w', encoding='utf-8') as f:
+    with open(prediction_file, 'w', encoding='utf-8', errors=NAME_BYTES) as f:
         f.write('filename,text\n')
         for name in items:
             f.write('%s,%s\n' % (name, hypotheses[name]))
@@ -209,7 +212,7 @@ def feed_2022(infer, data_dir, items, prediction_file):
 
 def feed_2019(infer, data_dir, items, prediction_file):
     hypotheses = {}
-    with open(prediction_file, 'w', encoding='utf-8') as f:
+    with open(prediction_file, 'w', encoding='utf-8', errors=NAME_BYTES) as f:
         for name in items:
             wav_path = os.path.join(data_dir, name)
             prediction = _call_infer(infer, wav_path)
@@ -236,8 +239,23 @@ def _import_file(path, module_name):
         sys.path.remove(folder)
 
 
+@contextmanager
+def owners_fault(script):
+    """An error raised by the dataset owner's `script` is reported as theirs, not as the entry's
+    (it used to end the submit as "main.py exited with status 1")."""
+    try:
+        yield
+    except (InferenceTimeout, SystemExit, KeyboardInterrupt, NSMLError):
+        raise
+    except BaseException as error:
+        traceback.print_exc()
+        raise NSMLError("the dataset owner's %s raised %s: %s (the dataset's scoring failed, not the submitted "
+                        'code)' % (script, type(error).__name__, error)) from None
+
+
 def feed_owner(scripts, infer, prediction_file):
-    loader = _import_file(os.path.join(scripts, 'data_loader.py'), 'nsml_dataset_data_loader')
+    with owners_fault('data_loader.py'):
+        loader = _import_file(os.path.join(scripts, 'data_loader.py'), 'nsml_dataset_data_loader')
     if not hasattr(loader, 'feed_infer'):
         raise NSMLError('%s/data_loader.py has no feed_infer(output_file, infer_func)' % scripts)
     try:
@@ -270,9 +288,14 @@ def score_builtin(source, items, hypotheses):
 def _subset_labels(label_file, items, destination):
     """The label lines of the chosen items (first CSV column = file name or stem)."""
     keep = set(items) | {os.path.splitext(i)[0] for i in items}
-    with open(label_file, encoding='utf-8') as f, open(destination, 'w', encoding='utf-8') as out:
-        for number, line in enumerate(f):
-            first = line.split(',', 1)[0].strip()
+    _, encoding = scoring.read_text(label_file)
+    with open(label_file, 'rb') as f:
+        lines = f.read().splitlines(keepends=True)
+    # The chosen lines are copied as bytes: the owner's script reads the subset in the encoding
+    # (and with the BOM, or none) of the original. No cp949 or UTF-8 character holds a b'\n'.
+    with open(destination, 'wb') as out:
+        for number, line in enumerate(lines):
+            first = line.decode(encoding).split(',', 1)[0].strip()
             if (number == 0 and first == 'filename') or first in keep:
                 out.write(line)
     return destination
@@ -290,23 +313,31 @@ def score_owner(ctx, source, all_items, items, prediction_file):
     if len(items) < len(all_items):
         label_file = _subset_labels(label_file, items, os.path.join(ctx.session_dir, 'test_label.subset'))
     path = os.path.join(scripts, 'evaluation.py')
-    module = _import_file(path, 'nsml_dataset_evaluation')
-    if hasattr(module, 'evaluation_metrics'):
-        value = module.evaluation_metrics(prediction_file, label_file)
-    else:
-        done = subprocess.run([sys.executable, path, '--prediction', prediction_file,
-                               '--test_label_path', label_file],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
-        lines = [line for line in done.stdout.splitlines() if line.strip()]
-        value = lines[-1] if lines else ''
+    with owners_fault('evaluation.py'):
+        module = _import_file(path, 'nsml_dataset_evaluation')
+        if hasattr(module, 'evaluation_metrics'):
+            value = module.evaluation_metrics(prediction_file, label_file)
+        else:
+            done = subprocess.run([sys.executable, path, '--prediction', prediction_file,
+                                   '--test_label_path', label_file],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+            print(done.stdout, end='')
+            lines = [line for line in done.stdout.splitlines() if line.strip()]
+            value = lines[-1] if lines else ''
+            if done.returncode != 0:
+                raise NSMLError("the dataset owner's evaluation.py exited with status %d: %s (the dataset's "
+                                'scoring failed, not the submitted code)' % (done.returncode, value[:200]))
     try:
         value = float(value)
     except (TypeError, ValueError):
         raise NSMLError("the dataset's evaluation.py gave %.60r, not a number" % (value,)) from None
-    metric = str(getattr(module, 'METRIC', 'CER')).strip() or 'CER'
+    metric = str(getattr(module, 'METRIC', '') or 'CER').strip()
     if metric.upper() == 'CRR':
         return {'cer': 1.0 - value / 100.0, 'crr': value}
     if metric.upper() == 'CER':
-        return {'cer': value, 'crr': None}
+        # The 2019 owner's evaluation_metrics returns CER (its command line prints CRR) and
+        # declares no METRIC; the 2019 board ranked by CRR, so a 2019-layout dataset reports both.
+        in_2019_layout = os.path.isfile(os.path.join(datasets.test_data_dir(source), 'test_list.csv'))
+        return {'cer': value, 'crr': scoring.crr(value) if in_2019_layout else None}
     return {'metric': metric, 'score': value, 'higher_is_better': bool(getattr(module, 'HIGHER_IS_BETTER', False)),
             'cer': None, 'crr': None}

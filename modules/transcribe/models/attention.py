@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .conformer import ConformerConfig, ConformerEncoder
+from .conformer import ConformerConfig, ConformerEncoder, self_condition_feedback
 from .frontend import length_mask
 
 SOS_EOS = 0  # the CTC blank id never occurs in a transcript, so the decoder uses it for start and end
@@ -37,6 +37,7 @@ class AttentionEncoderDecoder(nn.Module):
         d = config.d_model
         self.encoder = ConformerEncoder(config, n_mels)
         self.ctc_head = nn.Linear(d, vocab_size)
+        self.feedback = self_condition_feedback(config, vocab_size)
         self.embed = nn.Embedding(vocab_size, d)
         self.positions = nn.Embedding(config.max_target_length + 1, d)
         layer = nn.TransformerDecoderLayer(d, config.heads, d * config.ff_mult, config.dropout,
@@ -55,12 +56,21 @@ class AttentionEncoderDecoder(nn.Module):
     def output_lengths(self, feature_lengths: torch.Tensor) -> torch.Tensor:
         return self.encoder.output_lengths(feature_lengths)
 
-    def forward(self, feats: torch.Tensor, lengths: torch.Tensor, return_encoding: bool = False):
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor, return_encoding: bool = False,
+                intermediate: bool = False):
         """CTC log-probabilities (B, T', V) and output lengths (B,); with `return_encoding`, also
-        the encoder output (B, T', d_model) that `decoder_loss` and the searches take."""
-        memory, out_lengths = self.encoder(feats, lengths)
+        the encoder output (B, T', d_model) that `decoder_loss` and the searches take; with
+        `intermediate`, last the CTC log-probabilities of the middle encoder block (same head)."""
+        condition = self.condition if self.feedback is not None else None
+        memory, out_lengths, *middle = self.encoder(feats, lengths, intermediate=intermediate, condition=condition)
         log_probs = self.ctc_head(memory).float().log_softmax(-1)
-        return (log_probs, out_lengths, memory) if return_encoding else (log_probs, out_lengths)
+        outputs = (log_probs, out_lengths, memory) if return_encoding else (log_probs, out_lengths)
+        if intermediate:
+            outputs += (self.ctc_head(middle[0]).float().log_softmax(-1),)
+        return outputs
+
+    def condition(self, x):  # self-conditioned CTC: the middle block's CTC distribution, fed back
+        return x + self.feedback(self.ctc_head(x).softmax(-1))
 
     def decoder_logits(self, tokens, memory, memory_lengths):
         t = tokens.size(1)

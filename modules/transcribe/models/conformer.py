@@ -32,6 +32,9 @@ class ConformerConfig:
     conv_channels: int = 32   # front end
     time_stride: int = 4      # output frame = 40 ms
     dropout: float = 0.1
+    # Self-conditioned CTC (Nozaki & Komatsu 2021): the middle block's CTC distribution, projected back,
+    # is added to its output, so the upper blocks refine a first guess; changes inference too.
+    self_condition: bool = False
 
     def __post_init__(self):
         if self.size not in SIZES:
@@ -135,18 +138,26 @@ class ConformerEncoder(nn.Module):
         self.proj = nn.Sequential(nn.Linear(self.front_end.output_dim, c.d_model), nn.Dropout(c.dropout))
         self.blocks = nn.ModuleList(ConformerBlock(c) for _ in range(c.layers))
         self.head_dim = c.d_model // c.heads
+        self.middle_block = max(c.layers // 2 - 1, 0)  # 6 blocks: the 3rd's output
 
     def output_lengths(self, feature_lengths: torch.Tensor) -> torch.Tensor:
         return self.front_end.output_lengths(feature_lengths)
 
-    def forward(self, feats, lengths):
+    def forward(self, feats, lengths, intermediate: bool = False, condition=None):
+        """With `intermediate`, also the middle block's output (intermediate CTC, Lee & Watanabe 2021);
+        `condition(x)`, if given, replaces the middle block's output for the blocks above it (self-conditioning)."""
         x, out_lengths = self.front_end(feats, lengths)
         x = self.proj(x)
         mask = length_mask(out_lengths, x.size(1))
         rotary = rotary_tables(x.size(1), self.head_dim, x.device, x.dtype)
-        for block in self.blocks:
+        middle = None
+        for i, block in enumerate(self.blocks):
             x = block(x, mask, rotary)
-        return x, out_lengths
+            if i == self.middle_block:
+                middle = x
+                if condition is not None:
+                    x = condition(x)
+        return (x, out_lengths, middle) if intermediate else (x, out_lengths)
 
 
 class Conformer(nn.Module):
@@ -155,11 +166,31 @@ class Conformer(nn.Module):
         self.config = config
         self.encoder = ConformerEncoder(config, n_mels)
         self.head = nn.Linear(config.d_model, vocab_size)
+        self.feedback = self_condition_feedback(config, vocab_size)
+
+    def condition(self, x):
+        return x + self.feedback(self.head(x).softmax(-1))
 
     def output_lengths(self, feature_lengths: torch.Tensor) -> torch.Tensor:
         return self.encoder.output_lengths(feature_lengths)
 
-    def forward(self, feats: torch.Tensor, lengths: torch.Tensor):
-        """(B, T, n_mels) features -> (B, T', V) log-probabilities and (B,) output lengths."""
-        x, out_lengths = self.encoder(feats, lengths)
-        return self.head(x).float().log_softmax(-1), out_lengths
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor, intermediate: bool = False):
+        """(B, T, n_mels) features -> (B, T', V) log-probabilities and (B,) output lengths; with
+        `intermediate`, also the log-probabilities of the middle block's output through the same head."""
+        condition = self.condition if self.feedback is not None else None
+        if not intermediate:
+            x, out_lengths = self.encoder(feats, lengths, condition=condition)
+            return self.head(x).float().log_softmax(-1), out_lengths
+        x, out_lengths, middle = self.encoder(feats, lengths, intermediate=True, condition=condition)
+        return self.head(x).float().log_softmax(-1), out_lengths, self.head(middle).float().log_softmax(-1)
+
+
+def self_condition_feedback(config: ConformerConfig, vocab_size: int):
+    """The projection of the middle block's CTC distribution back to d_model (self-conditioned CTC), or
+    None. It starts at zero, like every residual branch here, so training starts from the plain model."""
+    if not config.self_condition:
+        return None
+    feedback = nn.Linear(vocab_size, config.d_model)
+    nn.init.zeros_(feedback.weight)
+    nn.init.zeros_(feedback.bias)
+    return feedback
