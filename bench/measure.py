@@ -218,7 +218,7 @@ class StepClock:
       forward    the model's forward
       loss       CTC (+ decoder) loss after the forward
       backward   loss.backward()
-      optimizer  gradient clipping, the optimizer step, the loss read back
+      optimizer  gradient clipping, the optimizer step (and the loss read back where train_step does)
 
     A mark the kit no longer passes (say, train_step stops using the scaler) leaves its phase out
     and its time counts in the phase before."""
@@ -254,7 +254,7 @@ class StepClock:
         for a, b in zip(seen, seen[1:]):
             self.totals[names[a]] += m[b] - m[a]
         self.steps += 1
-        return loss
+        return float(loss)  # a tensor in kits that keep the loss on the device (read here, after the marks)
 
     def shares(self) -> dict:
         total = sum(self.totals.values())
