@@ -100,7 +100,7 @@ def test_attention_decode_speed_bench_runs_and_its_searches_agree(tmp_path):
     assert r["speedup"] == r["per_utterance_loop"]["seconds"] / r["batched"]["seconds"]
 
 
-# -- bench/gpu_check.sh (issue 12): its CPU smoke mode, and the parts only a GPU run reaches ----
+# -- bench/gpu_check.sh (issues 12, 20): its CPU smoke mode, and the parts only a GPU run reaches ----
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 import gpu_check  # noqa: E402
@@ -114,22 +114,142 @@ def test_gpu_check_smoke_mode_runs_every_step(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     r = json.loads(out.read_text(encoding="utf-8"))
     assert r["settings"]["smoke"] is True and r["machine"]["torch"] and r["seconds"] < 8 * 60
+    assert r["machine"]["shm"]["total_mib"] > 0 and r["corpus"]["train"]["utterances"] >= 16
     assert list(r["throughput"]) == ["deepspeech2", "conformer_medium"]
-    for by in r["throughput"].values():
-        assert list(by) == ["off", "bf16", "off+compile", "bf16+compile"]
+    for model, by in r["throughput"].items():
+        assert list(by) == ["off", "bf16", "auto"]
+        assert by["auto"] == {"same_as": "off", "amp_dtype": "float32"}  # --amp auto on a CPU: full precision
         for amp, dtype in (("off", "float32"), ("bf16", "bfloat16")):  # bf16: CPU autocast really engaged
             t = by[amp]
             assert finite_positive(t["audio_seconds_per_second"]) and t["peak_rss_mib"] > 50
             assert t["amp_dtype"] == dtype and t["device"] == "cpu" and t["compiled"] is False
             assert t["steps"] == r["settings"]["steps"] and f"--amp {amp}" in t["command"]
-        assert "skipped" in by["off+compile"] and "skipped" in by["bf16+compile"]
+            assert t["amp_auto"] == "float32" and finite_positive(t["first_step_seconds"])
+            # the step's time split: data wait + compute + host is the whole of it
+            split = t["split"]
+            assert set(split) == {"data_wait", "compute", "host"} and all(0 <= v <= 1 for v in split.values())
+            assert math.isclose(sum(split.values()), 1.0)
+            assert math.isclose(sum(t["phase_shares"].values()), 1.0) and t["phase_shares"]["backward"] > 0
+            assert t["full_length"]["utterance_seconds"] == 30 and t["full_length"]["rows"] >= 1
+        if model == "deepspeech2":  # its GRU's dtype is seen by the hook (float32 without autocast)
+            assert by["off"]["recurrent_dtypes"] == {"rnn": "float32"}
+            assert set(by["bf16"]["recurrent_dtypes"].values()) <= {"float32", "bfloat16"}
+    p = r["precision"]["deepspeech2"]
+    assert len(p["steps"]) == 3 and p["compared_dtype"] == "bfloat16"
+    for step in p["steps"]:  # same batches, seeds and weights: bf16 is close to fp32, not equal
+        assert 0 < step["loss_relative_diff"] < 0.05 and 0 < step["grad_relative_diff"] < 0.5
+        assert step["grad_cosine"] > 0.9
+    e = r["evaluate"]
+    assert e["validation"]["split_utterances"] >= 1 and finite_positive(e["validation"]["seconds"])
+    inf = e["inference"]
+    assert inf["decoder"] == "beam" and inf["lm"] is True and inf["files"] == 6
+    assert inf["projected_seconds"] == inf["seconds_per_utterance"] * 10_000
+    assert inf["within_limit"] == (inf["projected_seconds"] < 3600)
     ddp = r["ddp"]
     assert "torch.distributed.run" in ddp["command"] and "--ddp" in ddp["command"]
     assert ddp["ddp_backend"] == "gloo" and ddp["world_size"] == 1 and finite_positive(ddp["audio_seconds_per_second"])
     assert finite_positive(ddp["over_single_process"])
+    slow = r["slow_rank0"]  # 2 gloo ranks, rank 0 asleep past the timeout: exit 0 with 'best', or "not supported"
+    assert slow["backend"] == "gloo (CPU)" and slow["rank0_delay_seconds"] > slow["pg_timeout_seconds"]
+    assert (slow["supported"] is False and "not supported by this version" in slow["note"]) or \
+        (slow["exit_status"] == 0 and slow["best_checkpoint_saved"] is True), slow
+    c = r["compiled"]["deepspeech2"]
+    assert c["compiled"] is True and finite_positive(c["first_step_seconds"]) and c["unique_graphs"] >= 1
+    assert c["recompiles"] >= 0 and c["graph_breaks"] >= 0 and finite_positive(c["audio_seconds_per_second"])
     assert "nsml run" in r["run"]["command"] and "nsml submit" in r["run"]["command"]
     assert math.isfinite(r["run"]["cer"]) and r["run"]["cer"] >= 0
-    assert "| deepspeech2 | bf16 | no |" in done.stdout and "0 step(s) failed" in done.stdout
+    assert "| deepspeech2 | bf16 |" in done.stdout and "0 step(s) failed" in done.stdout
+
+
+def test_synthetic_corpus_has_real_size_utterances_and_enough_batches(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    import measure
+    from modules.transcribe.corpus import read_training_set
+    summary = measure.synthetic_corpus(str(tmp_path), 600, test_utterances=5, unique_waves=16)
+    utts = read_training_set(str(tmp_path))
+    assert len(utts) == summary["train"]["utterances"] and 600 <= summary["train"]["audio_seconds"] < 630
+    assert all(2 - 1e-3 <= u.duration <= 30 + 1e-3 for u in utts)
+    assert max(u.duration for u in utts) > 20 and min(u.duration for u in utts) < 8  # the whole range
+    assert len({u.text for u in utts}) == len(utts)  # random transcripts, ~4 syllables a second
+    assert all(len(u.text.replace(" ", "")) == max(1, round(u.duration * 4)) for u in utts)
+    assert len(os.listdir(tmp_path / "test" / "test_data")) == 5
+    assert len(os.listdir(tmp_path / "_waves")) == 16  # the rest are hard links to these
+
+
+def test_gpu_check_slow_rank_step_sets_the_timeout_and_reads_the_outcome(tmp_path, monkeypatch):
+    """The slowed 2-rank run gets a short process-group timeout through main.py's option when the
+    version has one (in its unit), else through the bench hook; failing without an option means the
+    version does not bound its end of run ("not supported"), failing with one is a failure."""
+    calls = []
+
+    def fake_measure(exit_status, best):
+        def measure(*a, **k):
+            calls.append((a, k))
+            if best:
+                os.makedirs(tmp_path / "slow_rank0_home" / "s" / "checkpoints" / "best", exist_ok=True)
+            return {"command": "c", "seconds": 1.0, "error": f"exit status {exit_status}", "output_tail": "t"}
+        return measure
+
+    def run(option, exit_status, best):
+        calls.clear()
+        shutil.rmtree(tmp_path / "slow_rank0_home", ignore_errors=True)
+        monkeypatch.setattr(gpu_check, "timeout_option", lambda python, env: option)
+        monkeypatch.setattr(gpu_check, "measure", fake_measure(exit_status, best))
+        entry = gpu_check.slow_rank0_run(sys.executable, ["--model", "x"], {}, gpu_check.Budget(60), 30, {},
+                                         str(tmp_path), 1)
+        (_, what, args, _, _, _, env, extra), kwargs = calls[0]
+        assert what == "slow-rank0" and kwargs["torchrun"] == 2 and args[:3] == ["--model", "x", "--epochs"]
+        assert env["CUDA_VISIBLE_DEVICES"] == ""  # one GPU: two CPU ranks on gloo
+        return entry, args, extra
+
+    entry, args, extra = run(None, 1, False)  # today's kit: the bench hook sets the timeout; rank 1 times out
+    assert extra == ["--delay", str(gpu_check.SLOW_RANK_DELAY), "--pg-timeout", str(gpu_check.PG_TIMEOUT_SECONDS)]
+    assert entry["supported"] is False and "not supported by this version" in entry["note"] and "error" not in entry
+    entry, args, extra = run(("--pg_timeout_minutes", True), 0, True)
+    assert args[-2:] == ["--pg_timeout_minutes", f"{gpu_check.PG_TIMEOUT_SECONDS / 60:g}"]
+    assert "--pg-timeout" not in extra
+    assert entry["supported"] is True and entry["exit_status"] == 0 and entry["best_checkpoint_saved"] is True
+    assert "error" not in entry
+    entry, _, _ = run(("--pg_timeout", False), 1, True)
+    assert entry["error"] == "exit status 1, best checkpoint saved: True" and entry["exit_status"] == 1
+    entry, _, _ = run(None, 0, True)  # a kit that bounds its end of run without an option passes too
+    assert entry["supported"] is True and "error" not in entry and "note" not in entry
+
+
+def test_host_overhead_bench_splits_the_step(tmp_path):
+    out = tmp_path / "host_overhead.json"
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "host_overhead.py"), "--smoke",
+                           "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    r = json.loads(out.read_text(encoding="utf-8"))
+    shares = r["phase_shares"]
+    assert set(shares) == {"data_wait", "features", "forward", "loss", "backward", "optimizer"}
+    assert all(0 <= v < 1 for v in shares.values()) and shares["forward"] > 0 and shares["backward"] > 0
+    assert math.isclose(r["host_share"], shares["data_wait"] + shares["features"])
+    assert 0 <= r["unaccounted_share"] < 0.2 and math.isclose(r["host_share"] + r["model_share"]
+                                                              + r["unaccounted_share"], 1.0)
+    assert r["steps"] == 3 and finite_positive(r["audio_seconds_per_second"]) and r["machine"]["cores"] >= 1
+    assert "host overhead (data wait + features)" in done.stdout
+
+
+def test_end_of_run_bench_projects_tuning_and_decode(tmp_path):
+    out = tmp_path / "end_of_run.json"
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "end_of_run.py"), "--smoke", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    r = json.loads(out.read_text(encoding="utf-8"))
+    assert r["sample_utterances"] == 4 and r["grid_points"] >= 25 and finite_positive(r["tuning_seconds"])
+    p = r["projected"]
+    assert list(p) == ["1000", "10000", "100000"]
+    # tuning is capped at FusionGrid.max_utterances; the final decode grows with the validation set
+    assert p["1000"]["tuning_seconds"] == p["100000"]["tuning_seconds"] == \
+        r["tuning_seconds"] / 4 * r["tuning_max_utterances"]
+    assert math.isclose(p["100000"]["decode_seconds"], 100 * p["1000"]["decode_seconds"])
+    assert all(math.isclose(t["total_seconds"], t["tuning_seconds"] + t["decode_seconds"]) for t in p.values())
+    assert "| 100,000 |" in done.stdout
 
 
 def test_gpu_check_records_failures_and_timeouts_and_goes_on(tmp_path):
