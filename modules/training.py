@@ -93,6 +93,7 @@ class Trainer:
 
     metric = "val_loss"
     higher_is_better = False
+    compile_backend = "inductor"  # tests substitute a cheaper (or a failing) torch.compile backend
 
     def __init__(self, model: torch.nn.Module, config: LoopConfig, device: torch.device, train_loader):
         if config.optimizer not in OPTIMIZERS or config.lr_schedule not in ("cosine", "tri_stage"):
@@ -102,10 +103,15 @@ class Trainer:
                                                       weight_decay=config.weight_decay)
         self.amp_dtype = amp_dtype(config.amp, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
-        self.net = torch.compile(model, dynamic=True) if config.compile else model
+        self.net = model
         if distributed.is_distributed():  # under torchrun, even with one process
             self.net = torch.nn.parallel.DistributedDataParallel(
-                self.net, device_ids=[device.index] if device.type == "cuda" else None)
+                model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.eager_net = self.net
+        if config.compile:
+            # DDP first, then compile the DDP module: PyTorch's documented order, which lets
+            # Dynamo split the graph at DDP's gradient buckets so all-reduce overlaps backward.
+            self.net = torch.compile(self.net, backend=self.compile_backend)
         self.total_steps = config.epochs * len(train_loader)
         self.epoch = self.step = 0
         self.best = -math.inf if self.higher_is_better else math.inf
@@ -165,6 +171,21 @@ class Trainer:
         self.step += 1
         return loss.item(), amount
 
+    def compiled_or_eager_step(self, batch) -> tuple:
+        """train_step; when the compiled model fails (compiling happens lazily, at the first step and
+        at each new shape), say why and go on with the eager model for the rest of the run."""
+        if self.net is self.eager_net:
+            return self.train_step(batch)
+        try:
+            return self.train_step(batch)
+        except Exception as e:  # noqa: BLE001 - any failure; a real error fails again in eager below
+            first_line = (str(e).strip().splitlines() or [""])[0][:300]
+            print(f"[compile] torch.compile failed at step {self.step + 1} ({type(e).__name__}: {first_line}); "
+                  "training continues without compiling", flush=True)
+            self.net = self.eager_net
+            self.optimizer.zero_grad(set_to_none=True)  # drop any gradients of the failed step
+            return self.train_step(batch)
+
     def train_epoch(self) -> dict:
         """One pass over the training batches (or until the budget ends): mean loss and data per second."""
         self.model.train()
@@ -178,7 +199,7 @@ class Trainer:
         for batch in bar:
             if batch is None:  # every item of the batch failed to load (each was named in a warning)
                 continue
-            loss, batch_amount = self.train_step(batch)
+            loss, batch_amount = self.compiled_or_eager_step(batch)
             total, amount, count = total + loss, amount + batch_amount, count + 1
             self.trim_heap()
             bar.set_postfix(loss=f"{total / count:.3f}", lr=f"{self.learning_rate():.2e}")

@@ -7,6 +7,7 @@ validation CER, averaging the last epochs' weights, and the split a fork must ke
 The alternatives (Adam, tri-stage LR, batches by count, SpecAugment copies) exist to
 reproduce the 2022 baseline's recipe (`--preset baseline2022`, options.py).
 """
+import math
 import os
 import warnings
 from collections import deque
@@ -117,6 +118,8 @@ class SpeechTrainer(Trainer):
             feats, feat_lengths = rec.augment_features(batch["feats"], batch["feat_lengths"], augment, augment_rows)
         else:
             feats, feat_lengths = rec.features(batch["waves"], batch["wave_lengths"], augment, augment_rows, speed)
+        if net is None and self.config.compile:
+            feats = shape_for_compiling(feats, feat_lengths)
         targets, target_lengths = batch["targets"].to(feats.device), batch["target_lengths"].to(feats.device)
         has_decoder = hasattr(rec.model, "decoder_loss")  # attention models: joint CTC + decoder cross-entropy
         encoding = None
@@ -193,6 +196,29 @@ class SpeechTrainer(Trainer):
     def state_dict(self) -> dict:
         # valid_files: the split, so a forked session validates on the same files (recipe.py reuses it)
         return dict(super().state_dict(), valid_files=[os.path.basename(u.path) for u in self.valid_utts])
+
+
+def bucketed_frames(frames: int, min_step: int = 32, per_octave: int = 8) -> int:
+    """`frames` rounded up to the next of a few fixed lengths: multiples of `min_step`, coarser by
+    octave (per_octave lengths in each), so at most 1/per_octave of a batch is added padding."""
+    step = max(min_step, 2 ** max(int(frames).bit_length() - 1 - int(math.log2(per_octave)), 0))
+    return -(-int(frames) // step) * step
+
+
+def shape_for_compiling(feats: torch.Tensor, feat_lengths: torch.Tensor) -> torch.Tensor:
+    """Features padded in time to a bucketed length, the batch dimension marked dynamic.
+
+    Inductor specialises the time length anyway (convolution backward guards on its strides in
+    torch 2.13), so a compiled model is built once per time bucket rather than once per batch
+    length; the batch size varies freely. Padding frames are masked by every model (their
+    lengths are unchanged), so the loss is the same up to the front end's BatchNorm statistics."""
+    frames = bucketed_frames(feats.size(1))
+    if frames > feats.size(1):
+        feats = F.pad(feats, (0, 0, 0, frames - feats.size(1)))
+    torch._dynamo.mark_static(feats, 1)
+    torch._dynamo.maybe_mark_dynamic(feats, 0)
+    torch._dynamo.maybe_mark_dynamic(feat_lengths, 0)
+    return feats
 
 
 def average_state_dicts(states: list) -> dict:
