@@ -171,6 +171,14 @@ class Trainer:
         self.step += 1
         return loss.item(), amount
 
+    def batch_missing_on_any_rank(self, batch) -> bool:
+        """True when this rank's batch (every item of it failed to load, each named in a warning) or
+        another rank's is None: all ranks skip the step together, since a rank skipping alone would
+        leave the others waiting in the step's collectives until the process group times out."""
+        if distributed.world_size() == 1:
+            return batch is None
+        return distributed.all_reduce_sum([float(batch is None)])[0] > 0
+
     def compiled_or_eager_step(self, batch) -> tuple:
         """train_step; when the compiled model fails (compiling happens lazily, at the first step and
         at each new shape), say why and go on with the eager model for the rest of the run."""
@@ -197,7 +205,7 @@ class Trainer:
                    disable=None if main_process else True)
         last_line = start
         for batch in bar:
-            if batch is None:  # every item of the batch failed to load (each was named in a warning)
+            if self.batch_missing_on_any_rank(batch):
                 continue
             loss, batch_amount = self.compiled_or_eager_step(batch)
             total, amount, count = total + loss, amount + batch_amount, count + 1
