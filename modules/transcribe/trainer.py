@@ -26,6 +26,7 @@ from ..training import LoopConfig, Trainer
 from .dataset import SpeechDataset, Targets, collate
 from .decoding import DecoderConfig
 from .feature_cache import FeatureCache
+from .split import capped_sample
 
 
 @dataclass
@@ -39,6 +40,7 @@ class TrainConfig(LoopConfig):
     feature_cache: str = ""        # folder of the on-disk feature cache; "" = compute features every batch
     average_last: int = 0          # keep the last N epochs' weights to average at the end; 0 = off
     ctc_weight: float = 0.3        # models with a decoder loss: ctc_weight * CTC + (1 - ctc_weight) * decoder
+    valid_max_utterances: int = 2000  # validate on a fixed sample of at most this many; 0 = all
 
 
 class SpeechTrainer(Trainer):
@@ -54,7 +56,10 @@ class SpeechTrainer(Trainer):
         train_targets = Targets.encode(recognizer.tokenizer, [u.text for u in train_utts])
         keep = self._trainable(train_utts, train_targets.lengths)
         self.train_utts = [train_utts[i] for i in keep]
-        self.valid_utts = valid_utts
+        self.valid_utts = valid_utts  # the whole split (checkpoints name it, so a fork keeps it)
+        # What evaluate() scores each epoch and at the end: a fixed sample, so that validating 20% of
+        # a 1,000 h corpus does not take as long as a training epoch (the same files every time).
+        self.scored_valid_utts = capped_sample(valid_utts, config.valid_max_utterances, config.seed)
         # With copies, items [n, 2n) of the epoch list are the SpecAugment copies of [0, n).
         copies = 2 if config.specaugment_copies and config.specaugment else 1
         self.epoch_utts = self.train_utts * copies
@@ -71,8 +76,8 @@ class SpeechTrainer(Trainer):
             sampler = distributed.ShardedBatchSampler(sampler, distributed.rank(), world)
         self.train_sampler = sampler
         self.num_workers, pin_memory = loader_settings(recognizer.device, config.num_workers)
-        self.valid_loader = self._loader(self._dataset(valid_utts), DurationBatchSampler(
-            self.durations(valid_utts), 2 * config.batch_seconds, shuffle=False), pin_memory)
+        self.valid_loader = self._loader(self._dataset(self.scored_valid_utts), DurationBatchSampler(
+            self.durations(self.scored_valid_utts), 2 * config.batch_seconds, shuffle=False), pin_memory)
         train_set = self._dataset(self.epoch_utts, train_targets.select(keep, copies))
         super().__init__(recognizer.model, config, recognizer.device, self._loader(train_set, sampler, pin_memory))
         self.recent_weights = deque(maxlen=max(config.average_last, 0))
@@ -160,14 +165,14 @@ class SpeechTrainer(Trainer):
 
     @torch.no_grad()
     def evaluate(self, decoder: DecoderConfig = DecoderConfig(), utts: list = None) -> dict:
-        """Validation loss and CER; greedy decoding unless `decoder` says otherwise.
+        """Validation loss and CER on `scored_valid_utts` (at most --valid_max_utterances of the
+        split); greedy decoding unless `decoder` says otherwise.
 
-        `utts`: score these utterances instead of the validation split (bench/overfit.py scores
-        the training utterances themselves)."""
+        `utts`: score these utterances instead (bench/overfit.py scores the training utterances themselves)."""
         self.model.eval()
         loader = self.valid_loader
         if utts is None:
-            utts = self.valid_utts
+            utts = self.scored_valid_utts
         else:
             loader = self._loader(self._dataset(utts), DurationBatchSampler(
                 self.durations(utts), 2 * self.config.batch_seconds, shuffle=False), pin_memory=False)
