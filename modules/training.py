@@ -112,6 +112,9 @@ class Trainer:
             # DDP first, then compile the DDP module: PyTorch's documented order, which lets
             # Dynamo split the graph at DDP's gradient buckets so all-reduce overlaps backward.
             self.net = torch.compile(self.net, backend=self.compile_backend)
+            # A graph per input-length bucket (speech: about 30 for 2-30 s utterances, trainer.py);
+            # past Dynamo's default limit of 8 the longer batches would silently run uncompiled.
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
         self.total_steps = config.epochs * len(train_loader)
         self.epoch = self.step = 0
         self.best = -math.inf if self.higher_is_better else math.inf
