@@ -13,6 +13,7 @@ sharded, uneven shards weighted, every rank stops together), a progress bar (a p
 minute in a log file), heap trimming, and best-epoch tracking.
 """
 import contextlib
+import gc
 import math
 import time
 from dataclasses import dataclass
@@ -242,6 +243,14 @@ class Trainer:
             stop = bool(on_epoch_end(metrics)) if on_epoch_end else False
             if distributed.all_reduce_sum([float(stop)])[0] > 0:  # under DDP every rank stops together
                 break
+
+    def leave_process_group(self):
+        """Drop the DDP wrapper, whose reducer holds the process group, then leave the group (every
+        rank together): it is destroyed now, with the interpreter alive, instead of whenever the trainer
+        is collected at exit, where a gloo thread still running can abort the process."""
+        self.net = self.eager_net = self.model
+        gc.collect()
+        distributed.shutdown()
 
     def state_dict(self) -> dict:
         return {"optimizer": self.optimizer.state_dict(), "epoch": self.epoch, "step": self.step, "best": self.best}

@@ -127,7 +127,7 @@ def train(options: Options, dataset_path: str, device: torch.device, callbacks: 
     main_process = distributed.is_main_process()
     # What is left (LM fusion tuning, averaging, the beam decode) is rank 0's alone: the other ranks
     # leave now rather than wait at a barrier for as long as it takes, and exit.
-    distributed.shutdown()
+    trainer.leave_process_group()
     if not main_process:
         return recognizer
     log(f"[done] best val_cer {trainer.best:.4f} (greedy) after {trainer.epoch} epochs")
