@@ -173,6 +173,12 @@ def main(argv=None):
         kit.model = kit.task.train(options, dataset_root(args.dataset_path), device, platform_callbacks(kit),
                                    loaded_state=kit.state)
     distributed.shutdown()  # not on an error: a rank that failed exits and torchrun stops the others
+    if distributed.launched_rank() > 0:
+        # Ranks other than 0 neither save nor report, so they skip the interpreter's teardown, where a
+        # gloo thread still alive could abort the process ("terminate called without an active exception").
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,17 @@
 everything here is a no-op and the kit runs as one plain process, on CPU or one GPU.
 """
 import os
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+
+# How long a collective may wait for a slow rank before the run is declared dead. NCCL's default
+# (10 min) is shorter than what rank 0 alone may do between steps (write a large checkpoint on a slow
+# NSML disk); the end-of-run work (LM tuning, the beam decode) happens after the group is left
+# (recipe.py), so it needs no timeout at all.
+PROCESS_GROUP_TIMEOUT = timedelta(minutes=30)
 
 
 def init_from_env():
@@ -18,9 +26,9 @@ def init_from_env():
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available():
         torch.cuda.set_device(local_rank)
-        dist.init_process_group("nccl")
+        dist.init_process_group("nccl", timeout=PROCESS_GROUP_TIMEOUT)
         return torch.device("cuda", local_rank)
-    dist.init_process_group("gloo")
+    dist.init_process_group("gloo", timeout=PROCESS_GROUP_TIMEOUT)
     return torch.device("cpu")
 
 
@@ -38,6 +46,11 @@ def world_size() -> int:
 
 def is_main_process() -> bool:
     return rank() == 0
+
+
+def launched_rank() -> int:
+    """This process's rank as torchrun set it, still known after the process group is left."""
+    return int(os.environ.get("RANK", "0"))
 
 
 def all_reduce_sum(values: list) -> list:

@@ -13,6 +13,7 @@ sharded, uneven shards weighted, every rank stops together), a progress bar (a p
 minute in a log file), heap trimming, and best-epoch tracking.
 """
 import contextlib
+import gc
 import math
 import time
 from dataclasses import dataclass
@@ -137,6 +138,7 @@ class Trainer:
 
     metric = "val_loss"
     higher_is_better = False
+    compile_backend = "inductor"  # tests substitute a cheaper (or a failing) torch.compile backend
 
     def __init__(self, model: torch.nn.Module, config: LoopConfig, device: torch.device, train_loader):
         if config.optimizer not in OPTIMIZERS or config.lr_schedule not in ("cosine", "tri_stage"):
@@ -148,10 +150,18 @@ class Trainer:
         # fp16's range is too small for small gradients: scale the loss (bf16 has fp32's range)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         enable_tf32(device)
-        self.net = torch.compile(model, dynamic=True) if config.compile else model
+        self.net = model
         if distributed.is_distributed():  # under torchrun, even with one process
             self.net = torch.nn.parallel.DistributedDataParallel(
-                self.net, device_ids=[device.index] if device.type == "cuda" else None)
+                model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.eager_net = self.net
+        if config.compile:
+            # DDP first, then compile the DDP module: PyTorch's documented order, which lets
+            # Dynamo split the graph at DDP's gradient buckets so all-reduce overlaps backward.
+            self.net = torch.compile(self.net, backend=self.compile_backend)
+            # A graph per input-length bucket (speech: about 30 for 2-30 s utterances, trainer.py);
+            # past Dynamo's default limit of 8 the longer batches would silently run uncompiled.
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
         self.total_steps = config.epochs * len(train_loader)
         self.epoch = self.step = self.best_epoch = 0
         self.best = -math.inf if self.higher_is_better else math.inf
@@ -245,6 +255,29 @@ class Trainer:
         self.step += 1
         return loss.detach(), amount
 
+    def batch_missing_on_any_rank(self, batch) -> bool:
+        """True when this rank's batch (every item of it failed to load, each named in a warning) or
+        another rank's is None: all ranks skip the step together, since a rank skipping alone would
+        leave the others waiting in the step's collectives until the process group times out."""
+        if distributed.world_size() == 1:
+            return batch is None
+        return distributed.all_reduce_sum([float(batch is None)])[0] > 0
+
+    def compiled_or_eager_step(self, batch) -> tuple:
+        """train_step; when the compiled model fails (compiling happens lazily, at the first step and
+        at each new shape), say why and go on with the eager model for the rest of the run."""
+        if self.net is self.eager_net:
+            return self.train_step(batch)
+        try:
+            return self.train_step(batch)
+        except Exception as e:  # noqa: BLE001 - any failure; a real error fails again in eager below
+            first_line = (str(e).strip().splitlines() or [""])[0][:300]
+            print(f"[compile] torch.compile failed at step {self.step + 1} ({type(e).__name__}: {first_line}); "
+                  "training continues without compiling", flush=True)
+            self.net = self.eager_net
+            self.optimizer.zero_grad(set_to_none=True)  # drop any gradients of the failed step
+            return self.train_step(batch)
+
     def train_epoch(self) -> dict:
         """One pass over the training batches (or until the budget ends): mean loss and data per second."""
         self.model.train()
@@ -259,9 +292,9 @@ class Trainer:
                    disable=None if main_process else True)
         last_line = last_shown = start
         for batch in bar:
-            if batch is None:  # every item of the batch failed to load (each was named in a warning)
+            if self.batch_missing_on_any_rank(batch):
                 continue
-            loss, batch_amount = self.train_step(batch)
+            loss, batch_amount = self.compiled_or_eager_step(batch)
             total_on_device += loss.double()
             amount, count = amount + batch_amount, count + 1
             self.trim_heap()
@@ -297,6 +330,14 @@ class Trainer:
             stop = bool(on_epoch_end(metrics)) if on_epoch_end else False
             if distributed.all_reduce_sum([float(stop)])[0] > 0:  # under DDP every rank stops together
                 break
+
+    def leave_process_group(self):
+        """Drop the DDP wrapper, whose reducer holds the process group, then leave the group (every
+        rank together): it is destroyed now, with the interpreter alive, instead of whenever the trainer
+        is collected at exit, where a gloo thread still running can abort the process."""
+        self.net = self.eager_net = self.model
+        gc.collect()
+        distributed.shutdown()
 
     def state_dict(self) -> dict:
         # elapsed_s and max_minutes: where the time budget and the LR schedule stood, for a fork

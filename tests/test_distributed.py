@@ -97,3 +97,50 @@ def test_two_gloo_processes_match_one_process_and_only_rank0_saves(tmp_path):
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=0.01)
         assert b["val_loss"] == pytest.approx(a["val_loss"], rel=0.01)
     assert single[-1]["train_loss"] < single[0]["train_loss"]  # it does train
+
+
+SKIP_SCRIPT = '''
+import datetime, json, os, sys
+import torch, torch.distributed as dist
+from modules.training import LoopConfig, Trainer
+
+dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=30))
+rank = dist.get_rank()
+
+
+class Loader(list):
+    class batch_sampler:
+        @staticmethod
+        def set_epoch(epoch):
+            pass
+
+
+class LinearTrainer(Trainer):
+    def loss(self, batch):
+        x, y = batch["x"], batch["y"]
+        return ((self.net(x).squeeze(-1) - y) ** 2).mean(), len(y)
+
+
+torch.manual_seed(0)
+batches = Loader({"indices": [0, 1], "x": torch.randn(2, 3), "y": torch.randn(2)} for _ in range(4))
+if rank == 1:
+    batches[1] = None  # every item of this rank's second batch failed to load
+trainer = LinearTrainer(torch.nn.Linear(3, 1), LoopConfig(epochs=1, heap_limit_mib=0), torch.device("cpu"), batches)
+trainer.train_epoch()
+weights = [p.detach().flatten().tolist() for p in trainer.model.parameters()]
+with open(os.path.join(sys.argv[1], f"rank{rank}.json"), "w") as f:
+    json.dump({"steps": trainer.step, "weights": weights}, f)
+dist.barrier()
+dist.destroy_process_group()
+'''
+
+
+def test_ranks_skip_a_batch_together_when_one_rank_fails_to_load_it(tmp_path):
+    script = tmp_path / "skip.py"
+    script.write_text(SKIP_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+         str(script), str(tmp_path)], env)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["steps"] == ranks[1]["steps"] == 3, "both ranks skip the failed batch, and only it"
+    assert ranks[0]["weights"] == ranks[1]["weights"]

@@ -14,7 +14,6 @@ replaces the given weights only when it is better by more than `min_gain_se` sta
 of the per-utterance difference in errors (a paired comparison on the same utterances).
 """
 import math
-import random
 from dataclasses import dataclass, replace
 
 import torch
@@ -22,6 +21,7 @@ import torch
 from ..metrics import cer_counts
 from ..samplers import DurationBatchSampler
 from .dataset import SpeechDataset, collate
+from .split import capped_sample
 
 
 @dataclass
@@ -40,9 +40,7 @@ def tune_lm_fusion(recognizer, utterances: list, grid: FusionGrid = FusionGrid()
     one first, then by CER. Chosen: the lowest CER, unless it beats the given weights by no more than
     `grid.min_gain_se` standard errors (or ties them): then the given weights. The recognizer's
     decoder config is left as it was."""
-    utts = list(utterances)
-    if len(utts) > grid.max_utterances:
-        utts = random.Random(grid.seed).sample(utts, grid.max_utterances)
+    utts = capped_sample(utterances, grid.max_utterances, grid.seed)
     recognizer.model.eval()
     loader = torch.utils.data.DataLoader(
         SpeechDataset(utts, recognizer.tokenizer, recognizer.feature_config.trim_db), collate_fn=collate,

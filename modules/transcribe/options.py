@@ -96,6 +96,8 @@ class Options(TrainingOptions):
     lm_bonus: float = option(DecoderConfig.lm_bonus, "per-unit insertion bonus")
     tune_lm: bool = option(True, "keep --lm_weight/--lm_bonus as given instead of choosing them on validation "
                                  "data after training (fusion.py)")
+    valid_max_utterances: int = option(2000, "validate each epoch, and beam-decode at the end, on a fixed random "
+                                             "sample of at most this many validation utterances; 0 = all")
     infer_budget_s: float = option(DecoderConfig.infer_budget_s, "projected inference seconds above which a "
                                                                  "submit falls back to greedy decoding")
     no_merge_repeats: bool = option(False, "greedy CTC decoding without merging repeats (the 2022 baseline's bug)")

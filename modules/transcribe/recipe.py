@@ -85,6 +85,9 @@ def build(options: Options, dataset_path: str, device: torch.device, loaded_stat
                          feature_cache=cache_dir_from_option(options.feature_cache) or "")
     trainer = SpeechTrainer(recognizer, config, train_utts, valid_utts)
     trainer.choice = choice  # saved with every checkpoint: what --recipe auto chose and why
+    if len(trainer.scored_valid_utts) < len(valid_utts):
+        log(f"[data] validation scores a fixed sample of {len(trainer.scored_valid_utts)} of the {len(valid_utts)} "
+            f"validation utterances each epoch and at the end (--valid_max_utterances)")
     if resume is not None:  # continue epoch, optimizer and schedule
         trainer.load_state_dict(resume)
         log(f"[resume] from epoch {trainer.epoch}, step {trainer.step}, {trainer.elapsed() / 60:.1f} min trained")
@@ -132,6 +135,11 @@ def train(options: Options, dataset_path: str, device: torch.device, callbacks: 
     if trainer.epoch not in saved:  # the last epoch is always a checkpoint, wherever the budget ended it
         callbacks.save(trainer.epoch, state())
     main_process = distributed.is_main_process()
+    # What is left (LM fusion tuning, averaging, the beam decode) is rank 0's alone: the other ranks
+    # leave now rather than wait at a barrier for as long as it takes, and exit.
+    trainer.leave_process_group()
+    if not main_process:
+        return recognizer
     log(f"[done] best val_cer {trainer.best:.4f} (greedy) after {trainer.epoch} epochs")
     if trainer.averaging and best_weights:  # 'best' gets the plain, EMA or averaged weights, whichever validates best
         if trainer.choose_final_weights(best_weights, log) != "plain":
@@ -139,7 +147,7 @@ def train(options: Options, dataset_path: str, device: torch.device, callbacks: 
             callbacks.save("best", state())
     decoder = recognizer.decoder_config
     uses_lm = recognizer.lm is not None and decoder.decoder == "beam" and decoder.lm_weight > 0
-    if main_process and best_weights and uses_lm:
+    if best_weights and uses_lm:
         tune_fusion_of_best(recognizer, trainer, best_weights, callbacks, state)
     weights = trainer.final_weights if trainer.averaging else "final"  # what the model holds now
     if options.average_last and trainer.recent_weights:
@@ -149,10 +157,12 @@ def train(options: Options, dataset_path: str, device: torch.device, callbacks: 
         log(f"[avg] last {len(trainer.recent_weights)} epochs averaged: val_cer {m['val_cer']:.4f}")
         callbacks.report(trainer.epoch, epoch=trainer.epoch, avg_val_cer=m["val_cer"])
         callbacks.save("avg", state())
-    if recognizer.decoder_config.decoder != "greedy" and main_process:
+    if recognizer.decoder_config.decoder != "greedy":
+        start = time.time()
         m = trainer.evaluate(decoder=recognizer.decoder_config)
         log(f"[decode] {recognizer.decoder_config.decoder} (beam {recognizer.decoder_config.beam_width}, lm_weight "
-            f"{recognizer.decoder_config.lm_weight}): val_cer {m['val_cer']:.4f} on the {weights} weights")
+            f"{recognizer.decoder_config.lm_weight}): val_cer {m['val_cer']:.4f} on the {weights} weights, "
+            f"{len(trainer.scored_valid_utts)} validation utterances in {time.time() - start:.0f} s")
     return recognizer
 
 

@@ -122,3 +122,12 @@ def split_by_names(utterances: list, valid_names: list):
     return train, valid
 
 
+
+
+def capped_sample(utterances: list, limit: int, seed: int = 0) -> list:
+    """At most `limit` of `utterances` (0 = all): the same seeded random sample every time, in the
+    original order, so scores over the sample are comparable from epoch to epoch and run to run."""
+    if not 0 < limit < len(utterances):
+        return list(utterances)
+    keep = sorted(random.Random(seed).sample(range(len(utterances)), limit))
+    return [utterances[i] for i in keep]

@@ -7,6 +7,7 @@ validation CER, averaging the last epochs' weights, and the split a fork must ke
 The alternatives (Adam, tri-stage LR, batches by count, SpecAugment copies) exist to
 reproduce the 2022 baseline's recipe (`--preset baseline2022`, options.py).
 """
+import math
 import os
 import warnings
 from collections import deque
@@ -27,6 +28,7 @@ from .augment import WaveAugment, vtlp_mel_bases
 from .dataset import SpeechDataset, Targets, collate
 from .decoding import DecoderConfig
 from .feature_cache import FeatureCache
+from .split import capped_sample
 
 
 @dataclass
@@ -50,6 +52,7 @@ class TrainConfig(LoopConfig):
     feature_cache: str = ""        # folder of the on-disk feature cache; "" = compute features every batch
     average_last: int = 0          # keep the last N epochs' weights to average at the end; 0 = off
     ctc_weight: float = 0.3        # models with a decoder loss: ctc_weight * CTC + (1 - ctc_weight) * decoder
+    valid_max_utterances: int = 2000  # validate on a fixed sample of at most this many; 0 = all
 
 
 class SpeechTrainer(Trainer):
@@ -65,7 +68,10 @@ class SpeechTrainer(Trainer):
         train_targets = Targets.encode(recognizer.tokenizer, [u.text for u in train_utts])
         keep = self._trainable(train_utts, train_targets.lengths)
         self.train_utts = [train_utts[i] for i in keep]
-        self.valid_utts = valid_utts
+        self.valid_utts = valid_utts  # the whole split (checkpoints name it, so a fork keeps it)
+        # What evaluate() scores each epoch and at the end: a fixed sample, so that validating 20% of
+        # a 1,000 h corpus does not take as long as a training epoch (the same files every time).
+        self.scored_valid_utts = capped_sample(valid_utts, config.valid_max_utterances, config.seed)
         # With copies, items [n, 2n) of the epoch list are the SpecAugment copies of [0, n).
         copies = 2 if config.specaugment_copies and config.specaugment else 1
         self.epoch_utts = self.train_utts * copies
@@ -86,8 +92,8 @@ class SpeechTrainer(Trainer):
         longest = float(self.durations(self.train_utts).max())
         batch_bytes = 4 * recognizer.feature_config.sample_rate * (
             config.batch_size * longest if config.batch_size else max(config.batch_seconds, longest))
-        self.valid_loader = self._loader(self._dataset(valid_utts), DurationBatchSampler(
-            self.durations(valid_utts), 2 * config.batch_seconds, shuffle=False), pin_memory,
+        self.valid_loader = self._loader(self._dataset(self.scored_valid_utts), DurationBatchSampler(
+            self.durations(self.scored_valid_utts), 2 * config.batch_seconds, shuffle=False), pin_memory,
             2 * batch_bytes, persistent=False, name="validation")
         train_set = self._dataset(self.epoch_utts, train_targets.select(keep, copies))
         # Waveform augmentations run in the loader workers, on each collated batch (augment.py)
@@ -160,6 +166,8 @@ class SpeechTrainer(Trainer):
         else:
             feats, feat_lengths = rec.features(batch["waves"], batch["wave_lengths"], augment, augment_rows, speed,
                                                mel_basis=mel_basis)
+        if net is None and self.config.compile:
+            feats = shape_for_compiling(feats, feat_lengths)
         targets, target_lengths = batch["targets"].to(feats.device), batch["target_lengths"].to(feats.device)
         has_decoder = rec.model.has_decoder  # attention models: joint CTC + decoder cross-entropy
         encoding = None
@@ -228,14 +236,14 @@ class SpeechTrainer(Trainer):
 
     @torch.no_grad()
     def evaluate(self, decoder: DecoderConfig = DecoderConfig(), utts: list = None) -> dict:
-        """Validation loss and CER; greedy decoding unless `decoder` says otherwise.
+        """Validation loss and CER on `scored_valid_utts` (at most --valid_max_utterances of the
+        split); greedy decoding unless `decoder` says otherwise.
 
-        `utts`: score these utterances instead of the validation split (bench/overfit.py scores
-        the training utterances themselves)."""
+        `utts`: score these utterances instead (bench/overfit.py scores the training utterances themselves)."""
         self.model.eval()
         loader = self.valid_loader
         if utts is None:
-            utts = self.valid_utts
+            utts = self.scored_valid_utts
         else:
             loader = self._loader(self._dataset(utts), DurationBatchSampler(
                 self.durations(utts), 2 * self.config.batch_seconds, shuffle=False), pin_memory=False,
@@ -300,3 +308,26 @@ class SpeechTrainer(Trainer):
         super().load_state_dict(state)
         if self.ema is not None and state.get("ema"):
             self.ema.load_state_dict(state["ema"])
+
+
+def bucketed_frames(frames: int, min_step: int = 32, per_octave: int = 8) -> int:
+    """`frames` rounded up to the next of a few fixed lengths: multiples of `min_step`, coarser by
+    octave (per_octave lengths in each), so at most 1/per_octave of a batch is added padding."""
+    step = max(min_step, 2 ** max(int(frames).bit_length() - 1 - int(math.log2(per_octave)), 0))
+    return -(-int(frames) // step) * step
+
+
+def shape_for_compiling(feats: torch.Tensor, feat_lengths: torch.Tensor) -> torch.Tensor:
+    """Features padded in time to a bucketed length, the batch dimension marked dynamic.
+
+    Inductor specialises the time length anyway (convolution backward guards on its strides in
+    torch 2.13), so a compiled model is built once per time bucket rather than once per batch
+    length; the batch size varies freely. Padding frames are masked by every model (their
+    lengths are unchanged), so the loss is the same up to the front end's BatchNorm statistics."""
+    frames = bucketed_frames(feats.size(1))
+    if frames > feats.size(1):
+        feats = F.pad(feats, (0, 0, 0, frames - feats.size(1)))
+    torch._dynamo.mark_static(feats, 1)
+    torch._dynamo.maybe_mark_dynamic(feats, 0)
+    torch._dynamo.maybe_mark_dynamic(feat_lengths, 0)
+    return feats

@@ -54,8 +54,13 @@ class ConvFrontEnd(nn.Module):
         return self._conv_lengths(self._conv_lengths(lengths, 0), 1)
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor):
-        x = self.conv1(feats.unsqueeze(1).transpose(2, 3))  # (B, C, F', T')
+        # Under torch.compile with dynamic shapes, a strided view saved for the backward pass (the
+        # transposed input, an unsqueezed mask) made Inductor compare symbolic strides and fail
+        # ("cannot determine truth value of Relational: 1 < s66"); so the conv input is a contiguous
+        # copy and the mask is computed in its 4-D shape rather than viewed into it.
+        x = self.conv1(feats.transpose(1, 2).unsqueeze(1).contiguous())  # (B, C, F', T')
         mid = self._conv_lengths(lengths, 0).clamp(min=1, max=x.size(-1))
-        x = self.conv2(x * length_mask(mid, x.size(-1))[:, None, None, :].to(x.dtype))
+        frames = torch.arange(x.size(-1), device=x.device).view(1, 1, 1, -1)
+        x = self.conv2(x * (frames < mid.view(-1, 1, 1, 1)).to(x.dtype))  # padding frames zeroed
         b, c, f, t = x.shape
         return x.permute(0, 3, 1, 2).reshape(b, t, c * f), self.output_lengths(lengths).clamp(min=1, max=t)
