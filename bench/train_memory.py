@@ -14,7 +14,6 @@ bench/results/train_memory.json. The guide's target: at most 2 GiB.
 import argparse
 import json
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -26,7 +25,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 import run_suite  # noqa: E402  (the session environment)
 
-EPOCH = re.compile(r"^epoch\s+(\d+) \|.*\| val_cer ([0-9.]+) \| ([0-9.]+) audio-s/s")
 
 
 def sample_rss(pid: int, samples: list, stop: threading.Event, start: float):
@@ -50,10 +48,12 @@ def run(limit: float, corpus: str, a) -> dict:
     sampler = threading.Thread(target=sample_rss, args=(proc.pid, samples, stop, start), daemon=True)
     sampler.start()
     for line in proc.stdout:
-        m = EPOCH.match(line)
+        m = run_suite.EPOCH_LINE.match(line)  # main.py's epoch line, read as the suite reads it
         if m:
+            speed = run_suite.AUDIO_PER_SECOND.search(line)
             epochs.append({"epoch": int(m.group(1)), "val_cer": float(m.group(2)),
-                           "audio_per_second": float(m.group(3)), "seconds": round(time.time() - start, 1)})
+                           "audio_per_second": float(speed.group(1)) if speed else 0.0,
+                           "seconds": round(time.time() - start, 1)})
     _, status, usage = os.wait4(proc.pid, 0)
     stop.set()
     sampler.join()
