@@ -13,7 +13,7 @@
 #                gives the CPU build of the same release (about 190 MB). Default: the indexes pip is
 #                configured with.
 # The tests run from the repository root (tests/conftest.py puts it first on sys.path; the tests that
-# start `python -m nsml` set PYTHONPATH to nsml_local themselves), so nothing is installed with -e.
+# start `python -m nsml` set PYTHONPATH to nsml_local themselves).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,5 +38,8 @@ if ! "$VENV/bin/python" -c "import sys, torch; sys.exit(torch.__version__.split(
   "$VENV/bin/python" -m pip install ${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"} "torch==$VERSION"
 fi
 "$VENV/bin/python" -m pip install -q -r requirements.txt pytest
+# The local NSML's own dependencies (matplotlib for `nsml plot`), installed as run.sh does; the tests
+# still import it from this checkout's nsml_local (PYTHONPATH), not from a copy.
+"$VENV/bin/python" -m pip install -q -e nsml_local
 "$VENV/bin/python" -c "import torch, numpy; print('[test_under_torch] torch', torch.__version__, '| numpy', numpy.__version__)"
 exec "$VENV/bin/python" -m pytest "$@"
