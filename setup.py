@@ -4,8 +4,11 @@
 torch comes with the image; torchaudio is deliberately not used. The list lives in
 requirements.txt so run.sh and CI install exactly the same packages.
 
-The image's torch is 2.7.0, while run.sh and CI test the kit under torch 2.13.0: the suite has not
-been run under 2.7, so try a short `nsml run` on it first (or name an image with torch 2.13).
+The image's torch is 2.7.0; run.sh installs 2.13.0. The tests pass under both on a CPU (repeat
+with `tools/test_under_torch.sh 2.7.0 -q tests/...`; which files and counts: docs/nsml.md, "The
+image's torch"). The CUDA-only paths (fused AdamW, autocast on a GPU, DDP over NCCL) were not run
+under 2.7, so a short `nsml run` on the image is still the first step. The image stays 2.7: no
+pytorch/pytorch tag with torch 2.13 was found documented.
 """
 import os
 
