@@ -11,6 +11,11 @@ import os
 
 from .errors import NSMLError
 
+# A transcript over csv's default 128 KB cell limit is still a transcript: score it, as the kit
+# reads it (modules/text.py raises the same process-wide limit, so the result must not depend on
+# whether the kit was imported in this process).
+csv.field_size_limit(2**31 - 1)
+
 
 def _distance(a, b):
     import Levenshtein  # python-Levenshtein; imported late to keep `import nsml` light
@@ -80,7 +85,7 @@ def read_labels(path):
                 raise NSMLError('label file %s, line %d: %r has no text column'
                                 % (path, rows.line_num, ','.join(row)[:80]))
             labels[row[name_at]] = row[text_at] if text_at is not None else ','.join(row[1:])
-    except csv.Error as error:  # e.g. a field over csv's 128 KB limit, a NUL byte
+    except csv.Error as error:  # a row the csv module cannot parse
         raise NSMLError('label file %s, line %d: %s' % (path, rows.line_num, error)) from None
     return labels
 
