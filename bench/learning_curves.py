@@ -3,6 +3,9 @@
     python bench/learning_curves.py                          # 2.2 h corpus, 45 min per model
     python bench/learning_curves.py --budget-minutes 60 --models deepspeech2,conformer
     python bench/learning_curves.py --smoke --out /tmp/lc    # CI: tiny corpus and models (~1 min)
+    # an ablation row: one model, some options, its own tag, scored on the plain and the hard test set
+    python bench/learning_curves.py --models deepspeech2 --budget-minutes 20 --tag ema \
+        --extra "--ema_decay 0.995 --average_best 3" --hard-corpus bench/cache/ko_2.2h_seed1_hard
 
 Each model trains through main.py (the local nsml, a direct run) for the same wall-clock budget,
 saving a checkpoint every --save-every epochs; then every checkpoint decodes the held-out test
@@ -10,8 +13,12 @@ set greedily (the acoustic model alone), and the last one with every decoder tha
 (greedy, beam, beam + LM; for the attention model its own beam search and joint CTC/attention).
 Run it on a quiet machine, one model after the other: the x axis is time.
 
-Writes OUT/learning_curves.json and OUT/learning_curves.png, and prints the comparisons the
-issue asks for: at the end of the budget (equal wall-clock) and at equal numbers of updates.
+The checkpoint a submit would use ('best': the weights and fusion weights the run chose) is scored
+too, with its own decoder, on the test set and on --hard-corpus's (bench/hard_corpus.py), each CER
+with its bootstrap standard error over utterances (1,000 resamples): the ablation table's figures.
+
+Writes OUT/learning_curves[_TAG].json and .png, and prints the comparisons the issue asks for:
+at the end of the budget (equal wall-clock) and at equal numbers of updates.
 """
 import argparse
 import glob
@@ -44,10 +51,56 @@ def parse_args(argv=None):
     p.add_argument("--models", type=str, default=",".join(MODELS), help="from: " + ", ".join(MODELS))
     p.add_argument("--save-every", type=int, default=2, help="epochs between the checkpoints the curve is read from")
     p.add_argument("--smoke", action="store_true", help="CI: tiny corpus, 0.15 min budgets, tiny models")
+    p.add_argument("--tag", type=str, default="", help="name of this configuration (an ablation row): results go "
+                                                      "to learning_curves_TAG.json and sessions to WORK/TAG")
+    p.add_argument("--hard-corpus", type=str, default=None,
+                   help="also score the submitted checkpoint on this corpus's test set (bench/hard_corpus.py)")
     a = p.parse_args(argv)
     if a.smoke:
         a.budget_minutes, a.save_every = min(a.budget_minutes, 0.15), 1
-    return common.finish_run_arguments(a, work="work_curves")
+    a = common.finish_run_arguments(a, work="work_curves")
+    if a.tag:
+        a.work = os.path.join(a.work, a.tag)
+    return a
+
+
+def bootstrap_se(counts: list, resamples: int = 1000, seed: int = 0) -> float:
+    """Standard error of the corpus CER (sum of edits / sum of reference characters) when the test
+    utterances are resampled with replacement: the spread another draw of test sentences would give."""
+    import numpy as np
+    edits, chars = np.array(counts, dtype=np.float64).T
+    rows = np.random.default_rng(seed).integers(0, len(counts), size=(resamples, len(counts)))
+    return float(np.std(edits[rows].sum(1) / np.maximum(chars[rows].sum(1), 1)))
+
+
+def score_submitted(run: dict, corpora: dict) -> dict:
+    """The 'best' checkpoint (what a submit decodes) with its own decoder on each corpus's test set:
+    CER, bootstrap SE, seconds per utterance."""
+    import torch
+    from modules.checkpoint import read_checkpoint
+    from modules.metrics import cer_counts
+    from modules.text import read_label_records
+    from modules.transcribe.inference import transcribe_files
+    from modules.transcribe.recognizer import SpeechRecognizer
+    folders = glob.glob(os.path.join(run["home"], "sessions", "*", "*", "*", "checkpoints", "best", "model"))
+    _, state = read_checkpoint(folders[0])
+    rec = SpeechRecognizer.from_state_dict(state["recognizer"], torch.device("cpu"))
+    out = {"final_weights": state["trainer"].get("final_weights", "plain"), "decoder": rec.decoder_config.decoder,
+           "lm_weight": rec.decoder_config.lm_weight}
+    for name, corpus in corpora.items():
+        refs = {r["filename"]: r["text"] for r in read_label_records(os.path.join(corpus, "test", "test_label"))}
+        names = sorted(refs)
+        start = time.perf_counter()
+        hyps = transcribe_files(rec, [os.path.join(corpus, "test", "test_data", n) for n in names],
+                                batch_seconds=rec.decoder_config.batch_seconds, progress=False)
+        seconds = time.perf_counter() - start
+        counts = [cer_counts(h, refs[n]) for h, n in zip(hyps, names)]
+        out[name] = {"test_cer": round(sum(e for e, _ in counts) / max(sum(c for _, c in counts), 1), 4),
+                     "se": round(bootstrap_se(counts), 4), "seconds_per_utterance": round(seconds / len(names), 4),
+                     "files": len(names)}
+        run_suite.log(f"{run['model']}: submitted weights ({out['final_weights']}) on {name}: "
+                      f"CER {out[name]['test_cer']} +- {out[name]['se']}")
+    return out
 
 
 def checkpoints(run: dict) -> list:
@@ -163,14 +216,16 @@ def main(argv=None):
         run = run_suite.train_and_submit(name, argv, corpus, budget)
         run.update(model=name, home=os.path.join(a.work, name, "nsml_home"))
         run["points"] = evaluate(run, corpus, FINAL_DECODERS)
+        run["submitted"] = score_submitted(run, {"test": corpus, **({"hard": a.hard_corpus} if a.hard_corpus else {})})
         run["evaluation_seconds"] = round(time.time() - start - run["train_seconds"], 1)
         results[name] = {k: v for k, v in run.items() if k not in ("home", "checkpoint")}
-    summary = {"machine": measure.machine(),
+    summary = {"machine": measure.machine(), "tag": a.tag, "extra": a.extra, "hard_corpus": a.hard_corpus,
                "corpus": corpus, "budget_minutes": a.budget_minutes, "save_every": a.save_every,
                "runs": results, "comparisons": compare(results)}
-    with open(os.path.join(a.out, "learning_curves.json"), "w") as f:
+    stem = os.path.join(a.out, "learning_curves" + (f"_{a.tag}" if a.tag else ""))
+    with open(stem + ".json", "w") as f:
         json.dump(summary, f, indent=1, ensure_ascii=False)
-    plot(results, os.path.join(a.out, "learning_curves.png"))
+    plot(results, stem + ".png")
     print(json.dumps(summary["comparisons"], indent=1), flush=True)
     return summary
 
