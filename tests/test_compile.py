@@ -50,7 +50,7 @@ def tiny_trainer(tmp_path, model, n=24, **config):
     torch.manual_seed(0)
     rec = SpeechRecognizer.create(model, build_tokenizer("char", TEXTS), FeatureConfig(n_mels=40), TextConfig(),
                                   torch.device("cpu"), **TINY[model])
-    return SpeechTrainer(rec, TrainConfig(compile=True, specaugment=False, num_workers=0, **config), utts, utts)
+    return SpeechTrainer(rec, TrainConfig(speed_factors=(), compile=True, specaugment=False, num_workers=0, **config), utts, utts)
 
 
 def random_batches(trainer, count=20):

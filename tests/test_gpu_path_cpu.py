@@ -105,7 +105,7 @@ def tiny_trainer(tmp_path, n=6, **config):
     torch.manual_seed(0)
     rec = SpeechRecognizer.create("deepspeech2", build_tokenizer("char", texts), FeatureConfig(n_mels=40),
                                   TextConfig(), torch.device("cpu"), conv_channels=4, rnn_hidden=16, rnn_layers=1)
-    return SpeechTrainer(rec, TrainConfig(**dict(dict(epochs=1, batch_size=2, specaugment=False), **config)),
+    return SpeechTrainer(rec, TrainConfig(**dict(dict(epochs=1, batch_size=2, specaugment=False, speed_factors=()), **config)),
                          utts, utts)
 
 

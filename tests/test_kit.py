@@ -35,7 +35,7 @@ def test_model_overfits_a_handful_of_utterances():
     utts = read_training_set(SAMPLE)[:6]
     rec = small_recognizer([u.text for u in utts])
     before = cer(transcribe_files(rec, [u.path for u in utts], progress=False), [u.text for u in utts])
-    trainer = SpeechTrainer(rec, TrainConfig(epochs=150, lr=3e-3, specaugment=False, batch_seconds=200,
+    trainer = SpeechTrainer(rec, TrainConfig(speed_factors=(), epochs=150, lr=3e-3, specaugment=False, batch_seconds=200,
                                        warmup_fraction=0.03), utts, utts)
     trainer.fit(lambda metrics: metrics["val_cer"] < 0.05)  # stop as soon as it has memorised them
     after = cer(transcribe_files(rec, [u.path for u in utts], progress=False), [u.text for u in utts])

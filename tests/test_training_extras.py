@@ -106,7 +106,7 @@ def test_every_model_trains_under_bf16_autocast(tmp_path, model, options):
         utts.append(Utterance(path, text, 1.0))
     rec = SpeechRecognizer.create(model, build_tokenizer("char", texts), FeatureConfig(n_mels=40), TextConfig(),
                                   torch.device("cpu"), **options)
-    trainer = SpeechTrainer(rec, TrainConfig(amp="bf16", specaugment=False, lr=3e-3), utts, utts)
+    trainer = SpeechTrainer(rec, TrainConfig(speed_factors=(), amp="bf16", specaugment=False, lr=3e-3), utts, utts)
     with trainer.autocast():
         assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
     batch = next(iter(trainer.train_loader))
@@ -142,7 +142,7 @@ def test_trainer_draws_each_batch_speed_from_the_factors(tmp_path):
     utts = [Utterance(path, "가나", 1.0)]
     rec = SpeechRecognizer.create("deepspeech2", build_tokenizer("char", ["가나"]), FeatureConfig(n_mels=40),
                                   TextConfig(), torch.device("cpu"), rnn_hidden=16, rnn_layers=1)
-    plain = SpeechTrainer(rec, TrainConfig(specaugment=False), utts, utts)
+    plain = SpeechTrainer(rec, TrainConfig(speed_factors=(), specaugment=False), utts, utts)
     assert {plain.batch_speed() for _ in range(20)} == {1.0}
     perturbed = SpeechTrainer(rec, TrainConfig(specaugment=False, speed_factors=(0.9, 1.0, 1.1)), utts, utts)
     assert {perturbed.batch_speed() for _ in range(60)} == {0.9, 1.0, 1.1}

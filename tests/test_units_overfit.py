@@ -36,7 +36,7 @@ def test_tiny_overfit_decodes_korean_text(tmp_path, unit):
     tokenizer = build_tokenizer(unit, OVERFIT, vocab_size=30)
     recognizer = SpeechRecognizer.create("deepspeech2", tokenizer, FeatureConfig(), TextConfig(),
                                          torch.device("cpu"), rnn_hidden=96, rnn_layers=2, time_stride=4)
-    config = TrainConfig(epochs=100, lr=4e-3, specaugment=False, warmup_fraction=0.02)
+    config = TrainConfig(speed_factors=(), epochs=100, lr=4e-3, specaugment=False, warmup_fraction=0.02)
     trainer = SpeechTrainer(recognizer, config, utts, utts)
     trainer.fit()
     hyps = trainer.evaluate()["val_examples"]

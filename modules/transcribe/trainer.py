@@ -31,12 +31,19 @@ from .feature_cache import FeatureCache
 from .split import capped_sample
 
 
+# Padded audio seconds per batch when nothing chooses them (--recipe auto sizes GPU batches by memory).
+DEFAULT_BATCH_SECONDS = {"cpu": 90.0, "cuda": 900.0}
+
+# Per-epoch validation decodes greedily: the acoustic model alone, in seconds.
+GREEDY = DecoderConfig(decoder="greedy")
+
+
 @dataclass
 class TrainConfig(LoopConfig):
-    batch_seconds: float = 0.0     # padded audio seconds per batch; 0 = auto (CPU 90, GPU 900)
+    batch_seconds: float = 0.0     # padded audio seconds per batch; 0 = DEFAULT_BATCH_SECONDS of the device
     batch_size: int = 0            # >0: batches of this many utterances instead (2022 baseline: 128)
     specaugment: bool = True
-    speed_factors: tuple = ()      # each training batch is played at one of these speeds, e.g. (0.9, 1.0, 1.1)
+    speed_factors: tuple = (0.9, 1.0, 1.1)  # each training batch is played at one of these speeds; () = none
     # issue 23, all off by default (docs/models.md, "Averaging, augmentation, intermediate CTC")
     ema_decay: float = 0.0         # EMA of the weights, updated every step; 0 = off
     average_best: int = 0          # keep the N best epochs' weights (by val CER) to average at the end; 0 = off
@@ -62,7 +69,7 @@ class SpeechTrainer(Trainer):
     def __init__(self, recognizer, config: TrainConfig, train_utts: list, valid_utts: list):
         self.recognizer = recognizer
         if not config.batch_seconds:
-            config.batch_seconds = 900.0 if recognizer.device.type == "cuda" else 90.0
+            config.batch_seconds = DEFAULT_BATCH_SECONDS["cuda" if recognizer.device.type == "cuda" else "cpu"]
         torch.manual_seed(config.seed)
         self.cache = FeatureCache(config.feature_cache, recognizer.feature_config) if config.feature_cache else None
         train_targets = Targets.encode(recognizer.tokenizer, [u.text for u in train_utts])
@@ -235,7 +242,7 @@ class SpeechTrainer(Trainer):
         return torch.tensor(batch["indices"]) >= len(self.train_utts)
 
     @torch.no_grad()
-    def evaluate(self, decoder: DecoderConfig = DecoderConfig(), utts: list = None) -> dict:
+    def evaluate(self, decoder: DecoderConfig = GREEDY, utts: list = None) -> dict:
         """Validation loss and CER on `scored_valid_utts` (at most --valid_max_utterances of the
         split); greedy decoding unless `decoder` says otherwise.
 
