@@ -235,7 +235,7 @@ def rescore(folder: str, work: str, hard_corpus: str = None):
 
 
 def submit_speed(run: dict, submitted: dict) -> str:
-    """Seconds per test utterance of the local submit (loading the checkpoint included), as a table cell."""
+    """Seconds per test utterance of the local submit (timed by nsml_local from the end of loading), as a cell."""
     seconds, files = run.get("submit_inference_seconds"), submitted.get("test", {}).get("files")
     return f"{seconds / files:.4f} |" if seconds and files else "- |"
 
@@ -252,7 +252,7 @@ def table(folder: str, baselines: dict = None) -> str:
     base = {model: run.get("submitted", {}) for result, model, run in results
             if (baselines or {}).get(model) == result.get("tag")}
     rows = ["| tag | model | options | epochs | updates | audio-s/s | peak RSS MiB | best val CER (greedy) | weights "
-            "submitted | test CER | vs baseline | hard test CER | vs baseline | submit s/utt |", "|" + "---|" * 14]
+            "submitted | test CER | vs baseline | hard test CER | vs baseline | submit s/utt after load |", "|" + "---|" * 14]
     for result, model, run in results:
         sub, reference = run.get("submitted", {}), base.get(model, {})
 
