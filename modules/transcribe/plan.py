@@ -167,7 +167,10 @@ def lm_plan(options: Options, unit: str) -> LMPlan:
 
 
 def decoder_config(options: Options, lm: LMPlan) -> DecoderConfig:
-    """How the checkpoint will decode (a submit passes no options, so it decodes as trained)."""
+    """How the checkpoint will decode (a submit passes no options, so it decodes as trained). Mapped by
+    hand, not by config_from: DecoderConfig's ctc_weight and batch_seconds are the joint decoder's CTC
+    weight and the inference batch, while the options of those names are the training loss's weight
+    and the training batch (--decode_ctc_weight, --infer_batch_seconds are the decoder's)."""
     return DecoderConfig(decoder=options.decoder, beam_width=options.beam_width, ctc_weight=options.decode_ctc_weight,
                          lm_weight=options.lm_weight if lm.order else 0.0, lm_bonus=options.lm_bonus,
                          infer_budget_s=options.infer_budget_s, merge_repeats=not options.no_merge_repeats,
