@@ -5,7 +5,8 @@
         unit: str = option("jamo", "output text unit", choices=["jamo", "char", "spm"])
 
 `add_arguments(parser, Options)` turns the fields into argparse options (a bool that
-defaults to False becomes `--name`, one that defaults to True becomes `--no_name`),
+defaults to False becomes `--name`, one that defaults to True becomes `--no_name`, with
+`--name` still accepted),
 `from_args(Options, args)` reads them back, and `config_from(Config, options)` copies
 the fields a config dataclass shares with the options (refusing a type mismatch), so no
 option is copied by hand. `option(..., aliases=["--old_name"])` keeps a renamed option working.
@@ -58,6 +59,8 @@ def add_arguments(parser, options_cls, groups: dict = None):
         if isinstance(default, bool):
             if default:
                 target.add_argument(f"--no_{f.name}", *aliases, dest=f.name, action="store_false", help=help_text)
+                # --name too (saying the default out loud; an option that was once off by default keeps working)
+                target.add_argument(f"--{f.name}", dest=f.name, action="store_true", help=argparse.SUPPRESS)
             else:
                 target.add_argument(f"--{f.name}", *aliases, action="store_true", help=help_text)
             continue

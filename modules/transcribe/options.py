@@ -89,8 +89,9 @@ class Options(TrainingOptions):
     conv_strides: str = option("", "conv front end strides, e.g. 2x2,2x1; empty = (2x2, 2x time_stride/2)")
     win_ms: float = option(FeatureConfig.win_ms, "log-mel feature window length in ms")
     # Decoding, recorded in the checkpoint: `nsml submit` passes no kit option, so it decodes as trained.
-    decoder: str = option(DecoderConfig.decoder, "beam: CTC prefix beam search + LM; attention: the attention model's own "
-                                  "beam search; joint: that search rescored with its CTC head's prefix scores",
+    decoder: str = option(DecoderConfig.decoder,
+                          "beam: CTC prefix beam search + LM; attention: the attention model's own "
+                          "beam search; joint: that search rescored with its CTC head's prefix scores",
                           choices=["greedy", "beam", *SEQUENCE_DECODERS])
     decode_ctc_weight: float = option(DecoderConfig.ctc_weight, "--decoder joint: score = (1 - w) x decoder + "
                                                                 "w x CTC prefix score")
@@ -105,12 +106,14 @@ class Options(TrainingOptions):
     lm_bonus: float = option(DecoderConfig.lm_bonus, "per-unit insertion bonus")
     tune_lm: bool = option(True, "keep --lm_weight/--lm_bonus as given instead of choosing them on validation "
                                  "data after training (fusion.py)")
-    valid_max_utterances: int = option(TrainConfig.valid_max_utterances, "validate each epoch, and beam-decode at the end, on a fixed random "
-                                             "sample of at most this many validation utterances; 0 = all")
+    valid_max_utterances: int = option(TrainConfig.valid_max_utterances,
+                                       "validate each epoch, and beam-decode at the end, on a fixed random "
+                                       "sample of at most this many validation utterances; 0 = all")
     infer_budget_s: float = option(DecoderConfig.infer_budget_s, "projected inference seconds above which a "
                                                                  "submit falls back to greedy decoding")
     no_merge_repeats: bool = option(False, "greedy CTC decoding without merging repeats (the 2022 baseline's bug)")
-    infer_batch_seconds: float = option(DecoderConfig.batch_seconds, "padded audio seconds per inference batch; 0 = one file at a time")
+    infer_batch_seconds: float = option(DecoderConfig.batch_seconds,
+                                        "padded audio seconds per inference batch; 0 = one file at a time")
     # Data and text (docs/data.md).
     unit: str = option("jamo", "output text unit: Hangul jamo, characters (syllables), or SentencePiece subwords",
                        choices=sorted(TOKENIZERS))
@@ -123,8 +126,9 @@ class Options(TrainingOptions):
                                             "dataset or the code)")
     speaker_pattern: Optional[str] = option(None, "regex whose first group (or match) in a file name is its "
                                                   "speaker, for the split")
-    trim_silence: float = option(FeatureConfig.trim_db, "trim leading/trailing audio TOP_DB below peak, in training and inference; "
-                                      "0 = off", metavar="TOP_DB")
+    trim_silence: float = option(FeatureConfig.trim_db,
+                                 "trim leading/trailing audio TOP_DB below peak, in training and inference; "
+                                 "0 = off", metavar="TOP_DB")
     max_duration: float = option(40.0, "training skips utterances longer than this many seconds, naming them (0 = no "
                                        "limit; inference transcribes every file whole); the competitions' segmented "
                                        "utterances are far shorter, and one 10-minute file made an epoch's loss "
@@ -136,7 +140,8 @@ class Options(TrainingOptions):
                                                   f"{DEFAULT_BATCH_SECONDS['cpu']:g}, GPU by memory)",
                                             type=float)
     batch_utterances: int = option(TrainConfig.batch_size, "utterances per batch instead of --batch_seconds")
-    specaugment_copies: bool = option(TrainConfig.specaugment_copies, "train on each utterance once clean and once SpecAugmented per epoch")
+    specaugment_copies: bool = option(TrainConfig.specaugment_copies,
+                                      "train on each utterance once clean and once SpecAugmented per epoch")
     optimizer: str = option(LoopConfig.optimizer, "adam: the 2022 baseline's (weight decay as an L2 term)",
                             choices=["adamw", "adam"])
     lr_schedule: Optional[str] = option(None, "after warmup (auto: cosine)", choices=["cosine", "tri_stage"])
@@ -148,22 +153,32 @@ class Options(TrainingOptions):
     save_every: int = option(0, "save an epoch checkpoint every N epochs (0 = auto: every ceil(epochs / 5), so a run "
                                 "keeps a handful of ~30 MB checkpoints); 'best' on every improvement and the last "
                                 "epoch are always saved")
-    ctc_weight: float = option(TrainConfig.ctc_weight, "models with a decoder: ctc_weight x CTC + (1 - ctc_weight) x decoder loss")
-    # Accuracy extras (issue 23; docs/models.md "Averaging, augmentation, intermediate CTC"), all off by default.
-    ema_decay: float = option(TrainConfig.ema_decay, "keep an exponential moving average of the weights (e.g. 0.999); at the end "
-                                   "'best' holds it if it validates better; 0 = off")
-    average_best: int = option(TrainConfig.average_best, "keep the N best epochs' weights by validation CER; at the end 'best' holds "
-                                  "their mean if it validates better; 0 = off")
-    inter_ctc_weight: float = option(TrainConfig.inter_ctc_weight, "conformer/attention: (1 - w) x CTC + w x CTC of the middle block "
-                                          "(intermediate CTC); 0 = off")
-    self_condition: bool = option(ConformerConfig.self_condition, "conformer/attention: feed the middle block's CTC distribution back "
-                                         "into the encoder (self-conditioned CTC; use with --inter_ctc_weight)")
-    noise_prob: float = option(TrainConfig.noise_prob, "share of training utterances mixed with noise at a random SNR; 0 = off")
+    ctc_weight: float = option(TrainConfig.ctc_weight,
+                               "models with a decoder: ctc_weight x CTC + (1 - ctc_weight) x decoder loss")
+    # Accuracy extras (issue 23; docs/models.md "Averaging, augmentation, intermediate CTC"): the waveform
+    # augmentations are on by default, averaging and intermediate CTC off, each as measured (bench/README.md).
+    ema_decay: float = option(TrainConfig.ema_decay,
+                              "keep an exponential moving average of the weights (e.g. 0.999); at the end "
+                              "'best' holds it if it validates better; 0 = off")
+    average_best: int = option(TrainConfig.average_best,
+                               "keep the N best epochs' weights by validation CER; at the end 'best' holds "
+                               "their mean if it validates better; 0 = off")
+    inter_ctc_weight: float = option(TrainConfig.inter_ctc_weight,
+                                     "conformer/attention: (1 - w) x CTC + w x CTC of the middle block "
+                                     "(intermediate CTC); 0 = off")
+    self_condition: bool = option(ConformerConfig.self_condition,
+                                  "conformer/attention: feed the middle block's CTC distribution back "
+                                  "into the encoder (self-conditioned CTC; use with --inter_ctc_weight)")
+    noise_prob: float = option(TrainConfig.noise_prob,
+                               "share of training utterances mixed with noise at a random SNR; 0 = off")
     noise_snr: str = option(TrainConfig.noise_snr, "SNR range in dB of --noise_prob", metavar="LOW,HIGH")
-    noise_dir: str = option(TrainConfig.noise_dir, "folder of noise recordings for --noise_prob; empty = generated white, pink, "
-                                "brown and babble noise")
-    phone_prob: float = option(TrainConfig.phone_prob, "share of training utterances played through an 8 kHz phone channel; 0 = off")
-    phone_mulaw: bool = option(TrainConfig.phone_mulaw, "the phone channel also codes 8-bit mu-law (G.711)")
+    noise_dir: str = option(TrainConfig.noise_dir,
+                            "folder of noise recordings for --noise_prob; empty = generated white, pink, "
+                            "brown and babble noise")
+    phone_prob: float = option(TrainConfig.phone_prob,
+                               "share of training utterances played through an 8 kHz phone channel; 0 = off")
+    phone_mulaw: bool = option(TrainConfig.phone_mulaw, "the phone channel without the 8-bit mu-law (G.711) coding it "
+                                                        "applies by default")
     vtlp: float = option(TrainConfig.vtlp, "vocal tract length perturbation: mel frequencies warped by a factor in "
                               "[1 - VTLP, 1 + VTLP] per utterance (e.g. 0.1); 0 = off")
 
@@ -190,6 +205,10 @@ PRESETS = {
         "infer_batch_seconds": 0.0,
         "unit": "char",
         "speed_perturb": "off",
+        "noise_prob": 0.0,
+        "phone_prob": 0.0,
+        "phone_mulaw": False,
+        "vtlp": 0.0,
     },
 }
 
