@@ -35,7 +35,7 @@ from ..loading import auto_workers, available_cpus, local_processes
 from ..training import LoopConfig, native_bf16
 from .models import config_fields
 from .models.conformer import SIZES as CONFORMER_SIZES
-from .trainer import DEFAULT_BATCH_SECONDS
+from .trainer import DEFAULT_BATCH_SECONDS, MIN_AUGMENT_HOURS, TrainConfig
 
 MIN_CONFORMER_HOURS = 20.0     # below: DeepSpeech2 even on a GPU
 MIN_CONFORMER_MINUTES = 60.0   # a --max_minutes below this: DeepSpeech2 even on a GPU
@@ -135,6 +135,11 @@ def choose(options, machine: Machine, corpus_hours: float, recommended: dict = N
         # at 1/sqrt(2) of medium's (d 256), the size the default LR is meant for on a GPU.
         lr = round(lr * (CONFORMER_SIZES["medium"][0] / CONFORMER_SIZES["large"][0]) ** 0.5, 6)
         lr_reason = f"peak LR {lr:g} for size large (medium's x sqrt(d 256 / d 512), Gulati et al. 2020)."
+    augment = corpus_hours >= MIN_AUGMENT_HOURS
+    for name in ("noise_prob", "phone_prob", "vtlp"):
+        pick(name, getattr(TrainConfig, name) if augment else 0.0,
+             f"noise, phone channel and VTLP {'on' if augment else 'off'}: they pay from {MIN_AUGMENT_HOURS:g} h "
+             "of training audio and hurt a tiny corpus (bench/README.md).")
     pick("lr", lr, lr_reason)
     pick("warmup_fraction", own.get("warmup_fraction", LoopConfig.warmup_fraction))
     pick("lr_schedule", LoopConfig.lr_schedule)
@@ -149,5 +154,6 @@ def fixed(options, machine: Machine = Machine()):
     """The unset options filled with the kit's plain defaults (`--recipe off`), whatever the corpus."""
     defaults = {"model": FIXED_MODEL, "lr": LoopConfig.lr, "warmup_fraction": LoopConfig.warmup_fraction,
                 "lr_schedule": LoopConfig.lr_schedule, "amp": LoopConfig.amp, "num_workers": LoopConfig.num_workers,
-                "batch_seconds": DEFAULT_BATCH_SECONDS["cuda" if machine.device_type == "cuda" else "cpu"]}
+                "batch_seconds": DEFAULT_BATCH_SECONDS["cuda" if machine.device_type == "cuda" else "cpu"],
+                "noise_prob": TrainConfig.noise_prob, "phone_prob": TrainConfig.phone_prob, "vtlp": TrainConfig.vtlp}
     return replace(options, **{k: v for k, v in defaults.items() if getattr(options, k) is None})

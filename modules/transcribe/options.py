@@ -39,7 +39,7 @@ from .models import MODELS
 from .models.conformer import ConformerConfig
 from .models.deepspeech2 import DeepSpeech2Config
 from .tokenizers import TOKENIZERS
-from .trainer import DEFAULT_BATCH_SECONDS, TrainConfig
+from .trainer import DEFAULT_BATCH_SECONDS, MIN_AUGMENT_HOURS, TrainConfig
 
 # Jamo come ~2.5 per syllable, up to ~17 per second: at 60 ms per output frame fast speech has
 # fewer frames than CTC needs, so jamo models emit every 40 ms.
@@ -156,7 +156,8 @@ class Options(TrainingOptions):
     ctc_weight: float = option(TrainConfig.ctc_weight,
                                "models with a decoder: ctc_weight x CTC + (1 - ctc_weight) x decoder loss")
     # Accuracy extras (issue 23; docs/models.md "Averaging, augmentation, intermediate CTC"): the waveform
-    # augmentations are on by default, averaging and intermediate CTC off, each as measured (bench/README.md).
+    # augmentations are on from MIN_AUGMENT_HOURS of training audio, averaging and intermediate CTC off,
+    # each as measured (bench/README.md, "Ablation at 20 minutes").
     ema_decay: float = option(TrainConfig.ema_decay,
                               "keep an exponential moving average of the weights (e.g. 0.999); at the end "
                               "'best' holds it if it validates better; 0 = off")
@@ -169,18 +170,21 @@ class Options(TrainingOptions):
     self_condition: bool = option(ConformerConfig.self_condition,
                                   "conformer/attention: feed the middle block's CTC distribution back "
                                   "into the encoder (self-conditioned CTC; use with --inter_ctc_weight)")
-    noise_prob: float = option(TrainConfig.noise_prob,
-                               "share of training utterances mixed with noise at a random SNR; 0 = off")
+    noise_prob: Optional[float] = option(None, "share of training utterances mixed with noise at a random SNR; 0 = off (auto: "
+                                              f"{TrainConfig.noise_prob:g} from {MIN_AUGMENT_HOURS:g} h of training audio, else 0)",
+                                     type=float)
     noise_snr: str = option(TrainConfig.noise_snr, "SNR range in dB of --noise_prob", metavar="LOW,HIGH")
     noise_dir: str = option(TrainConfig.noise_dir,
                             "folder of noise recordings for --noise_prob; empty = generated white, pink, "
                             "brown and babble noise")
-    phone_prob: float = option(TrainConfig.phone_prob,
-                               "share of training utterances played through an 8 kHz phone channel; 0 = off")
+    phone_prob: Optional[float] = option(None, "share of training utterances played through an 8 kHz phone channel; 0 = off (auto: "
+                                              f"{TrainConfig.phone_prob:g} from {MIN_AUGMENT_HOURS:g} h of training audio, else 0)",
+                                     type=float)
     phone_mulaw: bool = option(TrainConfig.phone_mulaw, "the phone channel without the 8-bit mu-law (G.711) coding it "
                                                         "applies by default")
-    vtlp: float = option(TrainConfig.vtlp, "vocal tract length perturbation: mel frequencies warped by a factor in "
-                              "[1 - VTLP, 1 + VTLP] per utterance (e.g. 0.1); 0 = off")
+    vtlp: Optional[float] = option(None, "vocal tract length perturbation: mel frequencies warped by a factor in "
+                                         f"[1 - VTLP, 1 + VTLP] per utterance; 0 = off (auto: {TrainConfig.vtlp:g} from "
+                                         f"{MIN_AUGMENT_HOURS:g} h of training audio, else 0)", type=float)
 
 
 PRESETS = {
