@@ -227,8 +227,8 @@ def rescore(folder: str, work: str, hard_corpus: str = None):
             result = json.load(f)
         for model, run in result["runs"].items():
             home = os.path.join(work, result["tag"], model, "nsml_home")
-            corpora = {"test": result["corpus"], **({"hard": result.get("hard_corpus") or hard_corpus}
-                                                    if result.get("hard_corpus") or hard_corpus else {})}
+            hard = hard_corpus or result.get("hard_corpus")  # the one given wins (the row's may be relative)
+            corpora = {"test": result["corpus"], **({"hard": hard} if hard else {})}
             run["submitted"] = score_submitted({"home": home, "model": model}, corpora)
         with open(path, "w") as f:
             json.dump(result, f, indent=1, ensure_ascii=False)
