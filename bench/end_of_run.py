@@ -1,7 +1,7 @@
 """How long the end of a training run takes: LM fusion tuning and the final beam + LM decode of validation.
 
     python bench/end_of_run.py                       # bench/results/end_of_run.json
-    python bench/end_of_run.py --sample 200 -- --model conformer --conformer_size medium --device cuda
+    python bench/end_of_run.py --sample 200 -- --model conformer --size medium --device cuda
     python bench/end_of_run.py --smoke --out F.json  # CI (tests/test_bench_smoke.py): tiny model and data
 
 After `trainer.fit`, rank 0 tunes the LM fusion weights (fusion.py: one acoustic pass over at

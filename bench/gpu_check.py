@@ -52,7 +52,7 @@ from measure import synthetic_corpus  # noqa: E402
 
 MODELS = {  # name in the JSON -> main.py options (on the GPU, and the tiny stand-in of smoke mode)
     "deepspeech2": (["--model", "deepspeech2"], ["--model", "deepspeech2", "--rnn_hidden", "32", "--rnn_layers", "1"]),
-    "conformer_medium": (["--model", "conformer", "--conformer_size", "medium"],
+    "conformer_medium": (["--model", "conformer", "--size", "medium"],
                          ["--model", "conformer", "--d_model", "32", "--layers", "1", "--heads", "2"]),
 }
 AMPS = ("off", "bf16")                 # always measured; "auto" too where it picks something else

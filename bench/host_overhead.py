@@ -1,7 +1,7 @@
 """Host overhead per training step on CPU: how much of a step is Python and data, how much the model.
 
     python bench/host_overhead.py                       # the kit's CPU default, bench/results/host_overhead.json
-    python bench/host_overhead.py -- --model conformer --conformer_size small
+    python bench/host_overhead.py -- --model conformer --size small
     python bench/host_overhead.py --smoke --out F.json  # CI (tests/test_bench_smoke.py): tiny model and data
 
 Trains on a generated corpus of 2-30 s utterances (bench/measure.py synthetic_corpus: tones in

@@ -6,6 +6,8 @@
     # an ablation row: one model, some options, its own tag, scored on the plain and the hard test set
     python bench/learning_curves.py --models deepspeech2 --budget-minutes 20 --tag ema \
         --extra "--ema_decay 0.995 --average_best 3" --hard-corpus bench/cache/ko_2.2h_seed1_hard
+    # the rows above as one markdown table, each compared with its model's baseline row
+    python bench/learning_curves.py --table bench/results/ablation --baselines deepspeech2=ds2_base
 
 Each model trains through main.py (the local nsml, a direct run) for the same wall-clock budget,
 saving a checkpoint every --save-every epochs; then every checkpoint decodes the held-out test
@@ -53,6 +55,12 @@ def parse_args(argv=None):
     p.add_argument("--smoke", action="store_true", help="CI: tiny corpus, 0.15 min budgets, tiny models")
     p.add_argument("--tag", type=str, default="", help="name of this configuration (an ablation row): results go "
                                                       "to learning_curves_TAG.json and sessions to WORK/TAG")
+    p.add_argument("--table", type=str, default=None, metavar="FOLDER",
+                   help="only print (and write to FOLDER/ablation.md) the table of FOLDER/learning_curves_*.json")
+    p.add_argument("--baselines", type=str, default="", metavar="MODEL=TAG,...",
+                   help="--table: compare each model's rows with its row TAG (paired bootstrap of the difference)")
+    p.add_argument("--rescore", action="store_true",
+                   help="--table: first score each row's submitted checkpoint again (sessions under --work/TAG)")
     p.add_argument("--hard-corpus", type=str, default=None,
                    help="also score the submitted checkpoint on this corpus's test set (bench/hard_corpus.py)")
     a = p.parse_args(argv)
@@ -64,13 +72,20 @@ def parse_args(argv=None):
     return a
 
 
-def bootstrap_se(counts: list, resamples: int = 1000, seed: int = 0) -> float:
+def bootstrap_se(counts: list, resamples: int = 1000, seed: int = 0, baseline: list = None) -> float:
     """Standard error of the corpus CER (sum of edits / sum of reference characters) when the test
-    utterances are resampled with replacement: the spread another draw of test sentences would give."""
+    utterances are resampled with replacement: the spread another draw of test sentences would give.
+    With `baseline` (the same utterances' counts under another configuration): the standard error of
+    the difference CER - CER(baseline), both computed on each resample (paired: the utterances that
+    are hard for one are hard for the other, so a difference is far better measured than either CER)."""
     import numpy as np
     edits, chars = np.array(counts, dtype=np.float64).T
     rows = np.random.default_rng(seed).integers(0, len(counts), size=(resamples, len(counts)))
-    return float(np.std(edits[rows].sum(1) / np.maximum(chars[rows].sum(1), 1)))
+    values = edits[rows].sum(1) / np.maximum(chars[rows].sum(1), 1)
+    if baseline is not None:
+        base_edits, base_chars = np.array(baseline, dtype=np.float64).T
+        values = values - base_edits[rows].sum(1) / np.maximum(base_chars[rows].sum(1), 1)
+    return float(np.std(values))
 
 
 def score_submitted(run: dict, corpora: dict) -> dict:
@@ -97,7 +112,7 @@ def score_submitted(run: dict, corpora: dict) -> dict:
         counts = [cer_counts(h, refs[n]) for h, n in zip(hyps, names)]
         out[name] = {"test_cer": round(sum(e for e, _ in counts) / max(sum(c for _, c in counts), 1), 4),
                      "se": round(bootstrap_se(counts), 4), "seconds_per_utterance": round(seconds / len(names), 4),
-                     "files": len(names)}
+                     "files": len(names), "counts": [list(c) for c in counts]}
         run_suite.log(f"{run['model']}: submitted weights ({out['final_weights']}) on {name}: "
                       f"CER {out[name]['test_cer']} +- {out[name]['se']}")
     return out
@@ -204,8 +219,74 @@ def plot(results: dict, path: str):
     plt.close(figure)
 
 
+def rescore(folder: str, work: str, hard_corpus: str = None):
+    """Score again the submitted checkpoint of every row in `folder` whose sessions are still under
+    `work`/TAG (for rows written before per-utterance counts were kept)."""
+    for path in sorted(glob.glob(os.path.join(folder, "learning_curves_*.json"))):
+        with open(path) as f:
+            result = json.load(f)
+        for model, run in result["runs"].items():
+            home = os.path.join(work, result["tag"], model, "nsml_home")
+            hard = hard_corpus or result.get("hard_corpus")  # the one given wins (the row's may be relative)
+            corpora = {"test": result["corpus"], **({"hard": hard} if hard else {})}
+            run["submitted"] = score_submitted({"home": home, "model": model}, corpora)
+        with open(path, "w") as f:
+            json.dump(result, f, indent=1, ensure_ascii=False)
+
+
+def submit_speed(run: dict, submitted: dict) -> str:
+    """Seconds per test utterance of the local submit (timed by nsml_local from the end of loading), as a cell."""
+    seconds, files = run.get("submit_inference_seconds"), submitted.get("test", {}).get("files")
+    return f"{seconds / files:.4f} |" if seconds and files else "- |"
+
+
+def table(folder: str, baselines: dict = None) -> str:
+    """One markdown row per run of every learning_curves_*.json in `folder`: the ablation table.
+    `baselines`: model -> tag of the row the others of that model are compared with (the difference in
+    test CER and its paired bootstrap standard error)."""
+    results = []
+    for path in sorted(glob.glob(os.path.join(folder, "learning_curves_*.json"))):
+        with open(path) as f:
+            result = json.load(f)
+        results += [(result, model, run) for model, run in result["runs"].items()]
+    base = {model: run.get("submitted", {}) for result, model, run in results
+            if (baselines or {}).get(model) == result.get("tag")}
+    rows = ["| tag | model | options | epochs | updates | audio-s/s | peak RSS MiB | best val CER (greedy) | weights "
+            "submitted | test CER | vs baseline | hard test CER | vs baseline | submit s/utt after load |", "|" + "---|" * 14]
+    for result, model, run in results:
+        sub, reference = run.get("submitted", {}), base.get(model, {})
+
+        def cer(name):
+            return f"{sub[name]['test_cer']:.4f} ± {sub[name]['se']:.4f}" if name in sub else "-"
+
+        def versus(name):
+            if name not in sub or name not in reference or sub is reference:
+                return "-"
+            if "counts" not in sub[name] or "counts" not in reference[name]:
+                return "-"
+            delta = sub[name]["test_cer"] - reference[name]["test_cer"]
+            return f"{delta:+.4f} ± {bootstrap_se(sub[name]['counts'], baseline=reference[name]['counts']):.4f}"
+        speed = run.get("train_audio_per_second")
+        rows.append(" | ".join([
+            f"| {result.get('tag') or '-'}", model, f"`{result.get('extra') or 'defaults'}`", str(run["epochs"]),
+            str(run["points"][-1]["updates"]), f"{speed:.0f}" if speed else "-",
+            f"{run['train_peak_rss_mib']:.0f}", f"{run['best_val_cer']:.3f}", sub.get("final_weights", "-"),
+            cer("test"), versus("test"), cer("hard"), versus("hard"),
+            submit_speed(run, sub)]))
+    text = "\n".join(rows) + "\n"
+    with open(os.path.join(folder, "ablation.md"), "w") as f:
+        f.write(text)
+    return text
+
+
 def main(argv=None):
     a = parse_args(argv)
+    if a.table:
+        if a.rescore:
+            rescore(a.table, a.work, a.hard_corpus)
+        baselines = dict(pair.split("=") for pair in a.baselines.split(",") if pair)
+        print(table(a.table, baselines), end="")
+        return None
     os.makedirs(a.out, exist_ok=True)
     corpus = common.suite_corpus(a, run_suite.log)
     budget = argparse.Namespace(work=a.work, budget_minutes=a.budget_minutes)

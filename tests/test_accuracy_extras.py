@@ -24,7 +24,7 @@ from modules.transcribe.models import build_model
 from modules.transcribe.normalize import TextConfig
 from modules.transcribe.recognizer import SpeechRecognizer
 from modules.transcribe.tokenizers import build_tokenizer
-from modules.transcribe.trainer import SpeechTrainer, TrainConfig
+from modules.transcribe.trainer import NO_AUGMENTATION, SpeechTrainer, TrainConfig
 
 RATE = 16000
 
@@ -123,7 +123,7 @@ def conformer_trainer(tmp_path, **config):
     torch.manual_seed(0)
     rec = SpeechRecognizer.create("conformer", build_tokenizer("char", texts), FeatureConfig(n_mels=40),
                                   TextConfig(), torch.device("cpu"), d_model=32, heads=2, layers=2, conv_channels=4)
-    return SpeechTrainer(rec, TrainConfig(specaugment=False, lr=3e-3, **config), utts, utts)
+    return SpeechTrainer(rec, TrainConfig(**{**NO_AUGMENTATION, "specaugment": False, "lr": 3e-3, **config}), utts, utts)
 
 
 def test_trainer_updates_the_ema_each_step_and_a_fork_restores_it(tmp_path):
@@ -297,7 +297,7 @@ def test_intermediate_ctc_adds_a_loss_term_that_trains_the_lower_blocks(tmp_path
         with torch.no_grad():
             for p in rec.model.parameters():
                 p.add_(0.1 * torch.randn(p.shape, generator=generator))
-        trainer = SpeechTrainer(rec, TrainConfig(specaugment=False, inter_ctc_weight=weight, speed_factors=()),
+        trainer = SpeechTrainer(rec, TrainConfig(specaugment=False, inter_ctc_weight=weight, **NO_AUGMENTATION),
                                 utts, utts)
         assert trainer.inter_ctc == (weight > 0)
         batch = next(iter(trainer.train_loader))
@@ -324,7 +324,7 @@ def test_intermediate_ctc_is_ignored_with_a_message_for_deepspeech2(tmp_path, ca
     texts, utts = tone_corpus(tmp_path)
     rec = SpeechRecognizer.create("deepspeech2", build_tokenizer("char", texts), FeatureConfig(n_mels=40),
                                   TextConfig(), torch.device("cpu"), rnn_hidden=16, rnn_layers=1)
-    trainer = SpeechTrainer(rec, TrainConfig(specaugment=False, inter_ctc_weight=0.3), utts, utts)
+    trainer = SpeechTrainer(rec, TrainConfig(**NO_AUGMENTATION, specaugment=False, inter_ctc_weight=0.3), utts, utts)
     assert not trainer.inter_ctc and "--inter_ctc_weight needs" in capsys.readouterr().out
     loss, _ = trainer.loss(next(iter(trainer.train_loader)))
     assert torch.isfinite(loss)
@@ -414,13 +414,15 @@ def test_augment_speed_bench_quick_mode_reports_every_augmentation(tmp_path):
 
 @pytest.mark.parametrize("name", ["conformer", "attention"])
 def test_self_conditioning_feeds_the_middle_prediction_back_and_travels_in_the_checkpoint(tmp_path, name):
-    from modules.transcribe.options import model_options, parse_options
-    options = model_options(parse_options(["--model", name, "--self_condition", "--d_model", "32", "--heads", "2",
-                                           "--layers", "4"]))
-    assert options["self_condition"] is True
+    from modules.transcribe.options import parse_options
+    from modules.transcribe.plan import model_config
+    options = model_config(parse_options(["--model", name, "--self_condition", "--d_model", "32", "--heads", "2",
+                                          "--layers", "4"]))
+    assert options["self_condition"] is True and options["d_model"] == 32
+    options["conv_channels"] = 4
     torch.manual_seed(0)
     rec = SpeechRecognizer.create(name, build_tokenizer("char", ["가나다"]), FeatureConfig(n_mels=40), TextConfig(),
-                                  torch.device("cpu"), conv_channels=4, **options)
+                                  torch.device("cpu"), **options)
     model = rec.model.eval()
     feats, lengths = torch.randn(2, 120, 40), torch.tensor([120, 90])
     with torch.no_grad():

@@ -134,11 +134,21 @@ def test_learning_curves_smoke_reads_every_checkpoint(tmp_path):
     """The attention model alone (each model trains and submits in processes of their own, minutes on a
     loaded machine): its checkpoints are the ones every decoder applies to."""
     out = tmp_path / "out"
-    run_script("learning_curves.py", "--smoke", "--models", "attention", "--out", str(out),
-               "--cache", str(tmp_path / "cache"), timeout=900)
-    r = json.loads((out / "learning_curves.json").read_text())
+    # an ablation row: tagged, the submitted checkpoint scored on the test set and on a second corpus
+    run_script("learning_curves.py", "--smoke", "--models", "attention", "--out", str(out), "--tag", "row",
+               "--cache", str(tmp_path / "cache"), "--hard-corpus", str(tmp_path / "cache" / "smoke_seed1"),
+               timeout=900)
+    r = json.loads((out / "learning_curves_row.json").read_text())
     [(name, run)] = r["runs"].items()
     assert name == "attention" and run["points"] and all(0 <= p["test_cer_greedy"] < 50 for p in run["points"])
     assert [p["epoch"] for p in run["points"]] == sorted(p["epoch"] for p in run["points"])
     assert {"test_cer_beam", "test_cer_attention", "test_cer_joint"} <= set(run["points"][-1])
-    assert (out / "learning_curves.png").stat().st_size > 1000
+    assert (out / "learning_curves_row.png").stat().st_size > 1000
+    submitted = run["submitted"]
+    # the same corpus twice: the same transcripts, so the same CER and standard error
+    assert submitted["test"]["files"] == 12 and submitted["test"]["test_cer"] == submitted["hard"]["test_cer"]
+    assert 0 <= submitted["test"]["se"] < 0.5 and submitted["final_weights"] == "plain"
+    table = run_script("learning_curves.py", "--table", str(out))
+    assert (out / "ablation.md").read_text() == table
+    [row] = [line for line in table.splitlines() if line.startswith("| row |")]
+    assert f"{submitted['test']['test_cer']:.4f} ± {submitted['test']['se']:.4f}" in row

@@ -309,6 +309,39 @@ def test_learning_curve_comparisons_read_the_curves_right():
     assert lc.compare({"deepspeech2": {"points": ds2}, "conformer": {"points": conf}})["conformer_still_falling"] is False
 
 
+def test_ablation_table_compares_rows_with_a_paired_bootstrap(tmp_path):
+    """bench/learning_curves.py --table: a row's CER difference to its model's baseline row, with the
+    standard error of the difference over the same resampled utterances (smaller than either CER's)."""
+    import numpy as np
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    import learning_curves as lc
+    rng = np.random.default_rng(0)
+    chars = rng.integers(10, 40, size=200)
+    hard = rng.random(200) < 0.2  # a fifth of the utterances carry most errors, in both rows
+    base = np.where(hard, chars // 2, rng.integers(0, 2, size=200))
+    better = np.maximum(base - (rng.random(200) < 0.3), 0)  # one edit fewer on ~30% of them
+    assert lc.bootstrap_se(list(zip(base, chars)), baseline=list(zip(base, chars))) == 0.0
+    paired = lc.bootstrap_se(list(zip(better, chars)), baseline=list(zip(base, chars)))
+    assert 0 < paired < 0.5 * lc.bootstrap_se(list(zip(base, chars)))
+
+    def row(tag, edits):
+        counts = [[int(e), int(c)] for e, c in zip(edits, chars)]
+        submitted = {"test": {"test_cer": round(float(edits.sum() / chars.sum()), 4), "se": 0.01,
+                              "seconds_per_utterance": 0.01, "files": 200, "counts": counts},
+                     "final_weights": "plain"}
+        run = {"epochs": 3, "points": [{"updates": 30}], "train_audio_per_second": 50.0, "train_peak_rss_mib": 900,
+               "best_val_cer": 0.2, "submitted": submitted}
+        (tmp_path / f"learning_curves_{tag}.json").write_text(json.dumps({"tag": tag, "extra": "", "runs":
+                                                                          {"deepspeech2": run}}))
+    row("base", base)
+    row("better", better)
+    text = lc.table(str(tmp_path), {"deepspeech2": "base"})
+    [line] = [x for x in text.splitlines() if x.startswith("| better |")]
+    delta = round(float(better.sum() / chars.sum()), 4) - round(float(base.sum() / chars.sum()), 4)
+    assert f"{delta:+.4f} ± {paired:.4f}" in line
+    assert (tmp_path / "ablation.md").read_text() == text
+
+
 def has_revision(rev):
     return subprocess.run(["git", "-C", ROOT, "cat-file", "-e", f"{rev}:modules/lm.py"],
                           capture_output=True).returncode == 0

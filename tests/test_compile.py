@@ -22,7 +22,7 @@ from modules.transcribe.dataset import collate
 from modules.transcribe.models.frontend import ConvFrontEnd
 from modules.transcribe.recognizer import SpeechRecognizer
 from modules.transcribe.tokenizers import build_tokenizer
-from modules.transcribe.trainer import SpeechTrainer, TrainConfig, bucketed_frames
+from modules.transcribe.trainer import NO_AUGMENTATION, SpeechTrainer, TrainConfig, bucketed_frames
 
 TINY = {"deepspeech2": dict(conv_channels=4, rnn_hidden=16, rnn_layers=1),
         "conformer": dict(d_model=32, heads=2, layers=1, conv_kernel=5, conv_channels=4)}
@@ -50,7 +50,7 @@ def tiny_trainer(tmp_path, model, n=24, **config):
     torch.manual_seed(0)
     rec = SpeechRecognizer.create(model, build_tokenizer("char", TEXTS), FeatureConfig(n_mels=40), TextConfig(),
                                   torch.device("cpu"), **TINY[model])
-    return SpeechTrainer(rec, TrainConfig(compile=True, specaugment=False, num_workers=0, **config), utts, utts)
+    return SpeechTrainer(rec, TrainConfig(**{**NO_AUGMENTATION, "compile": True, "specaugment": False, "num_workers": 0, **config}), utts, utts)
 
 
 def random_batches(trainer, count=20):

@@ -23,7 +23,7 @@ from modules.transcribe.normalize import MASK_PATTERN, TextConfig, _DUAL, _FILLE
 from modules.transcribe.recognizer import SpeechRecognizer
 from modules.transcribe.split import split_by_sentence
 from modules.transcribe.tokenizers import CharTokenizer, JamoTokenizer, SentencePieceTokenizer, build_tokenizer
-from modules.transcribe.trainer import SpeechTrainer, TrainConfig
+from modules.transcribe.trainer import NO_AUGMENTATION, SpeechTrainer, TrainConfig
 
 
 # ---------------------------------------------------------------------------
@@ -211,7 +211,7 @@ def test_trainer_keeps_what_fits_and_loads_each_item_with_its_own_targets(tmp_pa
     rec = SpeechRecognizer.create("deepspeech2", build_tokenizer("jamo", texts), FeatureConfig(n_mels=40),
                                   TextConfig(), torch.device("cpu"), rnn_hidden=16, rnn_layers=1, time_stride=4)
     with pytest.warns(UserWarning, match=rf"u3: 1.00 s is too short for its {len(texts[3])}-character transcript"):
-        trainer = SpeechTrainer(rec, TrainConfig(specaugment=True, specaugment_copies=True), utts, utts[:2])
+        trainer = SpeechTrainer(rec, TrainConfig(**NO_AUGMENTATION, specaugment=True, specaugment_copies=True), utts, utts[:2])
     assert trainer.train_utts == utts[:3] and trainer.epoch_utts == utts[:3] * 2
     for loader, expected in ((trainer.train_loader, trainer.epoch_utts), (trainer.valid_loader, utts[:2])):
         dataset = loader.dataset

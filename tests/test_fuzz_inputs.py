@@ -24,6 +24,7 @@ from modules.transcribe.dataset import SpeechDataset
 from modules.transcribe.decoding import DecoderConfig
 from modules.transcribe.inference import transcribe_folder
 from modules.transcribe.options import parse_options
+from modules.transcribe.plan import make_plan
 
 MAX_SECONDS = 5.0  # the training maximum these tests use, so that an over-long file stays small
 
@@ -31,8 +32,8 @@ MAX_SECONDS = 5.0  # the training maximum these tests use, so that an over-long 
 @pytest.fixture(scope="module")
 def recognizer():
     """A tiny untrained recognizer, greedy: infer's record-keeping does not depend on the weights."""
-    options = recipe.resolve(auto.fixed(parse_options(["--rnn_hidden", "16", "--rnn_layers", "1"])))
-    rec = recipe.new_recognizer(options, ["히터 켜 줘", "창문 닫아 줘"], torch.device("cpu"))
+    plan = make_plan(parse_options(["--recipe", "off", "--rnn_hidden", "16", "--rnn_layers", "1"]), auto.Machine(), 1.0)
+    rec = recipe.new_recognizer(plan, ["히터 켜 줘", "창문 닫아 줘"], 0, torch.device("cpu"))
     rec.decoder_config = DecoderConfig(decoder="greedy", batch_seconds=30.0)
     return rec
 

@@ -18,7 +18,7 @@ from modules.transcribe.models import build_model
 from modules.transcribe.normalize import TextConfig
 from modules.transcribe.recognizer import SpeechRecognizer
 from modules.transcribe.tokenizers import build_tokenizer
-from modules.transcribe.trainer import SpeechTrainer, TrainConfig
+from modules.transcribe.trainer import NO_AUGMENTATION, SpeechTrainer, TrainConfig
 
 CUDA = torch.device("cuda")
 CARDS = {"V100": (7, 0), "T4": (7, 5), "A100": (8, 0), "H100": (9, 0)}
@@ -105,7 +105,7 @@ def tiny_trainer(tmp_path, n=6, **config):
     torch.manual_seed(0)
     rec = SpeechRecognizer.create("deepspeech2", build_tokenizer("char", texts), FeatureConfig(n_mels=40),
                                   TextConfig(), torch.device("cpu"), conv_channels=4, rnn_hidden=16, rnn_layers=1)
-    return SpeechTrainer(rec, TrainConfig(**dict(dict(epochs=1, batch_size=2, specaugment=False), **config)),
+    return SpeechTrainer(rec, TrainConfig(**dict(dict(epochs=1, batch_size=2, specaugment=False, **NO_AUGMENTATION), **config)),
                          utts, utts)
 
 

@@ -18,7 +18,7 @@ from modules.transcribe.inference import transcribe_files
 from modules.transcribe.normalize import TextConfig
 from modules.transcribe.recognizer import SpeechRecognizer
 from modules.transcribe.tokenizers import build_tokenizer
-from modules.transcribe.trainer import SpeechTrainer, TrainConfig
+from modules.transcribe.trainer import NO_AUGMENTATION, SpeechTrainer, TrainConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(REPO, "sample_dataset")
@@ -35,7 +35,7 @@ def test_model_overfits_a_handful_of_utterances():
     utts = read_training_set(SAMPLE)[:6]
     rec = small_recognizer([u.text for u in utts])
     before = cer(transcribe_files(rec, [u.path for u in utts], progress=False), [u.text for u in utts])
-    trainer = SpeechTrainer(rec, TrainConfig(epochs=150, lr=3e-3, specaugment=False, batch_seconds=200,
+    trainer = SpeechTrainer(rec, TrainConfig(**NO_AUGMENTATION, epochs=150, lr=3e-3, specaugment=False, batch_seconds=200,
                                        warmup_fraction=0.03), utts, utts)
     trainer.fit(lambda metrics: metrics["val_cer"] < 0.05)  # stop as soon as it has memorised them
     after = cer(transcribe_files(rec, [u.path for u in utts], progress=False), [u.text for u in utts])

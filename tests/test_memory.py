@@ -12,7 +12,7 @@ from modules.transcribe.normalize import TextConfig
 from modules.transcribe.corpus import Utterance
 from modules.transcribe.recognizer import SpeechRecognizer
 from modules.transcribe.tokenizers import build_tokenizer
-from modules.transcribe.trainer import SpeechTrainer, TrainConfig
+from modules.transcribe.trainer import NO_AUGMENTATION, SpeechTrainer, TrainConfig
 
 glibc = pytest.mark.skipif(not HeapTrimmer(1).active, reason="needs glibc's malloc_trim")
 
@@ -47,9 +47,9 @@ def test_trainer_trims_when_the_process_passes_the_mark(tmp_path):
         utts.append(Utterance(path, text, 1.0))
     rec = SpeechRecognizer.create("deepspeech2", build_tokenizer("char", ["가나", "다라"]), FeatureConfig(),
                                   TextConfig(), torch.device("cpu"), rnn_hidden=16, rnn_layers=1)
-    trainer = SpeechTrainer(rec, TrainConfig(epochs=1, heap_limit_mib=1.0, specaugment=False), utts, utts)
+    trainer = SpeechTrainer(rec, TrainConfig(**NO_AUGMENTATION, epochs=1, heap_limit_mib=1.0, specaugment=False), utts, utts)
     trainer.fit()  # every process is above 1 MiB: each step and validation batch trims
     assert trainer.trim_heap.trims >= 2
-    never = SpeechTrainer(rec, TrainConfig(epochs=1, heap_limit_mib=0.0, specaugment=False), utts, utts)
+    never = SpeechTrainer(rec, TrainConfig(**NO_AUGMENTATION, epochs=1, heap_limit_mib=0.0, specaugment=False), utts, utts)
     never.fit()
     assert never.trim_heap.trims == 0

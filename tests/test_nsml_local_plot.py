@@ -120,6 +120,21 @@ def test_plot_errors_name_what_is_missing(tmp_path):
         plots.plot(empty, [], str(tmp_path / 'y.png'))
 
 
+def test_plot_without_matplotlib_says_how_to_install_it(tmp_path, monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name == 'matplotlib' or name.startswith('matplotlib.'):
+            raise ImportError('No module named %r' % name)
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, '__import__', no_matplotlib)
+    session = session_with(tmp_path, transcription_records())
+    with pytest.raises(NSMLError, match='needs matplotlib.*pip install matplotlib'):
+        plots.plot(session, [], str(tmp_path / 'x.png'))
+    assert not (tmp_path / 'x.png').exists()
+
+
 # -- overlays, smoothing, the x label, --watch, where the PNG goes -----------------------------------
 
 def test_x_axis_says_step_when_steps_are_not_epochs():

@@ -23,16 +23,16 @@ CONFORMER_OWN = {"conformer": {"lr": 1e-3, "warmup_fraction": 0.15}}
     (CPU2, 1000.0, ["--max_minutes", "600"], dict(model="deepspeech2", amp="off")),
     # a big GPU and a big corpus: Conformer large in bf16, at the Conformer's own LR and warmup
     # (large peaks at the Conformer's own LR x sqrt(256 / 512), as in Gulati et al. 2020)
-    (H200, 1000.0, [], dict(model="conformer", conformer_size="large", amp="bf16", batch_seconds=2400.0,
+    (H200, 1000.0, [], dict(model="conformer", size="large", amp="bf16", batch_seconds=2400.0,
                             num_workers=8, lr=0.000707, warmup_fraction=0.15)),
     # an A100 "40 GB" reports 39.6 GiB: a 40 GB card, so large
-    (A100_40, 1000.0, [], dict(model="conformer", conformer_size="large", amp="bf16", batch_seconds=1580.0,
+    (A100_40, 1000.0, [], dict(model="conformer", size="large", amp="bf16", batch_seconds=1580.0,
                                lr=0.000707)),
-    (V100_32, 1000.0, [], dict(model="conformer", conformer_size="medium", amp="fp16", lr=1e-3)),
-    (H200, 100.0, [], dict(model="conformer", conformer_size="medium")),     # not enough data for large
-    (A10x4, 1000.0, [], dict(model="conformer", conformer_size="medium",     # not enough memory for large
+    (V100_32, 1000.0, [], dict(model="conformer", size="medium", amp="fp16", lr=1e-3)),
+    (H200, 100.0, [], dict(model="conformer", size="medium")),     # not enough data for large
+    (A10x4, 1000.0, [], dict(model="conformer", size="medium",     # not enough memory for large
                              batch_seconds=960.0, num_workers=3)),
-    (T4, 200.0, [], dict(model="conformer", conformer_size="medium", amp="fp16", batch_seconds=600.0)),
+    (T4, 200.0, [], dict(model="conformer", size="medium", amp="fp16", batch_seconds=600.0)),
     # too little data, or too little time: DeepSpeech2 even on a GPU
     (H200, 5.0, [], dict(model="deepspeech2", amp="bf16")),
     (H200, 1000.0, ["--max_minutes", "30"], dict(model="deepspeech2")),
@@ -50,7 +50,7 @@ def test_options_given_win_over_the_recipe():
     options, choice = choose(parse_options(argv), CPU2, 0.1, CONFORMER_OWN)
     assert (options.model, options.lr, options.batch_seconds, options.amp, options.num_workers) == \
         ("conformer", 5e-4, 60.0, "bf16", 1)
-    assert options.conformer_size == "small"  # not given: chosen for the CPU
+    assert options.size == "small"  # not given: chosen for the CPU
     assert options.warmup_fraction == 0.15    # not given: the conformer's own
     assert not {"model", "lr", "batch_seconds", "amp", "num_workers"} & set(choice.settings)
     # a preset's settings count as given
@@ -63,11 +63,11 @@ def test_the_choice_is_printed_and_travels_with_the_trainer():
     trainer = recipe.build(parse_options(["--rnn_hidden", "16", "--rnn_layers", "1", "--lm_order", "0"]),
                            SAMPLE, torch.device("cpu"), log=lines.append)
     assert any(line.startswith("[recipe] auto: model deepspeech2") and "Why:" in line for line in lines)
-    assert trainer.choice.state_dict()["settings"]["model"] == "deepspeech2"
+    assert trainer.plan.recipe.state_dict()["settings"]["model"] == "deepspeech2"
     assert trainer.config.batch_seconds == 90.0 and trainer.config.amp == "off"
     off = recipe.build(parse_options(["--recipe", "off", "--rnn_hidden", "16", "--rnn_layers", "1",
                                       "--lm_order", "0"]), SAMPLE, torch.device("cpu"), log=lines.append)
-    assert off.choice is None and off.config.lr == 2e-3 and off.recognizer.model_name == "deepspeech2"
+    assert off.plan.recipe is None and off.config.lr == 2e-3 and off.recognizer.model_name == "deepspeech2"
 
 
 def test_large_lr_is_scaled_only_when_the_recipe_sets_it():
@@ -75,6 +75,6 @@ def test_large_lr_is_scaled_only_when_the_recipe_sets_it():
     options, choice = choose(parse_options(large), A100_40, 1000.0)
     assert options.lr == 0.001414 and any("Gulati" in r for r in choice.reasons)
     assert choose(parse_options(large + ["--lr", "3e-3"]), A100_40, 1000.0)[0].lr == 3e-3  # given: kept
-    assert choose(parse_options(["--conformer_size", "medium"]), A100_40, 1000.0)[0].lr == 2e-3
+    assert choose(parse_options(["--size", "medium"]), A100_40, 1000.0)[0].lr == 2e-3
     # explicit dims are not the named size: no scaling
     assert choose(parse_options(large + ["--d_model", "320"]), A100_40, 1000.0)[0].lr == 2e-3

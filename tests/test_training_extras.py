@@ -15,7 +15,7 @@ from modules.transcribe.lm import CharNgramLM
 from modules.transcribe.models import build_model
 from modules.transcribe.recognizer import SpeechRecognizer
 from modules.transcribe.tokenizers import CharTokenizer
-from modules.transcribe.trainer import average_state_dicts
+from modules.transcribe.trainer import NO_AUGMENTATION, average_state_dicts
 
 
 def test_averaging_identical_weights_is_the_identity():
@@ -97,7 +97,7 @@ def test_every_model_trains_under_bf16_autocast(tmp_path, model, options):
 
     from modules.transcribe.corpus import Utterance
     from modules.transcribe.tokenizers import build_tokenizer
-    from modules.transcribe.trainer import SpeechTrainer, TrainConfig
+    from modules.transcribe.trainer import NO_AUGMENTATION, SpeechTrainer, TrainConfig
     torch.manual_seed(0)
     texts, utts = ["가나다", "라마바"], []
     for i, text in enumerate(texts):
@@ -106,7 +106,7 @@ def test_every_model_trains_under_bf16_autocast(tmp_path, model, options):
         utts.append(Utterance(path, text, 1.0))
     rec = SpeechRecognizer.create(model, build_tokenizer("char", texts), FeatureConfig(n_mels=40), TextConfig(),
                                   torch.device("cpu"), **options)
-    trainer = SpeechTrainer(rec, TrainConfig(amp="bf16", specaugment=False, lr=3e-3), utts, utts)
+    trainer = SpeechTrainer(rec, TrainConfig(**NO_AUGMENTATION, amp="bf16", specaugment=False, lr=3e-3), utts, utts)
     with trainer.autocast():
         assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
     batch = next(iter(trainer.train_loader))
@@ -136,15 +136,15 @@ def test_trainer_draws_each_batch_speed_from_the_factors(tmp_path):
 
     from modules.transcribe.corpus import Utterance
     from modules.transcribe.tokenizers import build_tokenizer
-    from modules.transcribe.trainer import SpeechTrainer, TrainConfig
+    from modules.transcribe.trainer import NO_AUGMENTATION, SpeechTrainer, TrainConfig
     path = str(tmp_path / "u0")
     (tone_audio(0, seconds=1.0) * 32767).astype("<i2").tofile(path)
     utts = [Utterance(path, "가나", 1.0)]
     rec = SpeechRecognizer.create("deepspeech2", build_tokenizer("char", ["가나"]), FeatureConfig(n_mels=40),
                                   TextConfig(), torch.device("cpu"), rnn_hidden=16, rnn_layers=1)
-    plain = SpeechTrainer(rec, TrainConfig(specaugment=False), utts, utts)
+    plain = SpeechTrainer(rec, TrainConfig(**NO_AUGMENTATION, specaugment=False), utts, utts)
     assert {plain.batch_speed() for _ in range(20)} == {1.0}
-    perturbed = SpeechTrainer(rec, TrainConfig(specaugment=False, speed_factors=(0.9, 1.0, 1.1)), utts, utts)
+    perturbed = SpeechTrainer(rec, TrainConfig(**{**NO_AUGMENTATION, "specaugment": False, "speed_factors": (0.9, 1.0, 1.1)}), utts, utts)
     assert {perturbed.batch_speed() for _ in range(60)} == {0.9, 1.0, 1.1}
     # the features the model sees are shorter at 1.1 and longer at 0.9
     batch = next(iter(perturbed.train_loader))

@@ -12,7 +12,7 @@ from modules.transcribe.normalize import TextConfig
 from modules.transcribe.corpus import Utterance
 from modules.transcribe.recognizer import SpeechRecognizer
 from modules.transcribe.tokenizers import build_tokenizer
-from modules.transcribe.trainer import SpeechTrainer, TrainConfig
+from modules.transcribe.trainer import NO_AUGMENTATION, SpeechTrainer, TrainConfig
 
 OVERFIT = ["안녕 하세요", "감사 합니다", "&name& 입니다"]
 
@@ -36,7 +36,7 @@ def test_tiny_overfit_decodes_korean_text(tmp_path, unit):
     tokenizer = build_tokenizer(unit, OVERFIT, vocab_size=30)
     recognizer = SpeechRecognizer.create("deepspeech2", tokenizer, FeatureConfig(), TextConfig(),
                                          torch.device("cpu"), rnn_hidden=96, rnn_layers=2, time_stride=4)
-    config = TrainConfig(epochs=100, lr=4e-3, specaugment=False, warmup_fraction=0.02)
+    config = TrainConfig(**NO_AUGMENTATION, epochs=100, lr=4e-3, specaugment=False, warmup_fraction=0.02)
     trainer = SpeechTrainer(recognizer, config, utts, utts)
     trainer.fit()
     hyps = trainer.evaluate()["val_examples"]

@@ -9,7 +9,7 @@ from modules.transcribe.corpus import Utterance
 from modules.transcribe.recognizer import SpeechRecognizer
 from modules.transcribe.split import capped_sample
 from modules.transcribe.tokenizers import build_tokenizer
-from modules.transcribe.trainer import SpeechTrainer, TrainConfig
+from modules.transcribe.trainer import NO_AUGMENTATION, SpeechTrainer, TrainConfig
 
 TEXTS = ["가나다", "라마바", "사아자"]
 
@@ -30,7 +30,7 @@ def trainer_with(tmp_path, n_valid, **config):
         utts.append(Utterance(path, TEXTS[i % 3], 0.6))
     rec = SpeechRecognizer.create("deepspeech2", build_tokenizer("char", TEXTS), FeatureConfig(n_mels=40),
                                   TextConfig(), torch.device("cpu"), rnn_hidden=16, rnn_layers=1, conv_channels=4)
-    return SpeechTrainer(rec, TrainConfig(specaugment=False, num_workers=0, **config), utts[:3], utts[3:])
+    return SpeechTrainer(rec, TrainConfig(**{**NO_AUGMENTATION, "specaugment": False, "num_workers": 0, **config}), utts[:3], utts[3:])
 
 
 def test_each_validation_scores_the_capped_sample(tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
 """The transcription task: Korean speech -> text, scored by CER (the NSML speech tracks).
 
-    options.py     its command-line options and presets      recipe.py      train a recognizer
+    options.py     its command-line options and presets      recipe.py      train a recognizer from the plan
+    auto.py        --recipe auto: choices by device and data plan.py        options -> the run's one plan
     corpus.py      2019/2022 dataset layouts                 split.py       the train/validation split
     dataset.py     utterances as tensors                     tokenizers.py  output units (jamo, char, spm)
     models/        acoustic models, one file each            recognizer.py  features -> model -> text

@@ -32,9 +32,10 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from ..loading import auto_workers, available_cpus, local_processes
-from ..training import native_bf16
+from ..training import LoopConfig, native_bf16
 from .models import config_fields
 from .models.conformer import SIZES as CONFORMER_SIZES
+from .trainer import DEFAULT_BATCH_SECONDS, MIN_AUGMENT_HOURS, TrainConfig
 
 MIN_CONFORMER_HOURS = 20.0     # below: DeepSpeech2 even on a GPU
 MIN_CONFORMER_MINUTES = 60.0   # a --max_minutes below this: DeepSpeech2 even on a GPU
@@ -43,7 +44,7 @@ LARGE_GPU_GIB = 38.0           # an A100 "40 GB" reports 39.4-39.6 GiB of total 
                                # keeps some), so 40 missed it; 38 takes it and leaves out 32 GB cards
 GPU_BATCH_SECONDS_PER_GIB = 40.0   # padded audio seconds per GiB of GPU memory...
 GPU_MAX_BATCH_SECONDS = 2400.0     # ...up to this
-CPU_BATCH_SECONDS = 90.0
+CPU_BATCH_SECONDS = DEFAULT_BATCH_SECONDS["cpu"]
 
 
 @dataclass
@@ -109,9 +110,9 @@ def choose(options, machine: Machine, corpus_hours: float, recommended: dict = N
     else:
         pick("model", "conformer", f"{where}: a Conformer wins with data and GPU updates (Gulati et al. 2020).")
     model = options.model if options.model is not None else choice.settings["model"]
-    if "size" in config_fields(model) and options.conformer_size is None and options.d_model is None:
+    if "size" in config_fields(model) and options.size is None and options.d_model is None:
         large = corpus_hours >= LARGE_HOURS and machine.gpu_memory_gib >= LARGE_GPU_GIB
-        pick("conformer_size", "large" if large else ("medium" if gpu else "small"),
+        pick("size", "large" if large else ("medium" if gpu else "small"),
              f"size {'large' if large else 'medium' if gpu else 'small'}: large needs {LARGE_HOURS:g} h and "
              f"{LARGE_GPU_GIB:g} GiB.")
 
@@ -126,24 +127,33 @@ def choose(options, machine: Machine, corpus_hours: float, recommended: dict = N
         pick("amp", "off")
         pick("num_workers", auto_workers(False, machine.cpu_cores), "no loader workers on a CPU: every core computes.")
     own = recommended.get(model, {})
-    lr, lr_reason = own.get("lr", 2e-3), f"peak LR {own.get('lr', 2e-3):g} ({model}'s own)." if own else None
-    size = options.conformer_size or choice.settings.get("conformer_size")
+    lr = own.get("lr", LoopConfig.lr)
+    lr_reason = f"peak LR {lr:g} ({model}'s own)." if own else None
+    size = options.size or choice.settings.get("size")
     if "size" in config_fields(model) and size == "large" and options.d_model is None:
         # Gulati et al. 2020: peak LR 0.05 / sqrt(d_model) for every size, so large (d 512) peaks
         # at 1/sqrt(2) of medium's (d 256), the size the default LR is meant for on a GPU.
         lr = round(lr * (CONFORMER_SIZES["medium"][0] / CONFORMER_SIZES["large"][0]) ** 0.5, 6)
         lr_reason = f"peak LR {lr:g} for size large (medium's x sqrt(d 256 / d 512), Gulati et al. 2020)."
+    augment = corpus_hours >= MIN_AUGMENT_HOURS
+    for name in ("noise_prob", "phone_prob", "vtlp"):
+        pick(name, getattr(TrainConfig, name) if augment else 0.0,
+             f"noise, phone channel and VTLP {'on' if augment else 'off'}: they pay from {MIN_AUGMENT_HOURS:g} h "
+             "of training audio and hurt a tiny corpus (bench/README.md).")
     pick("lr", lr, lr_reason)
-    pick("warmup_fraction", own.get("warmup_fraction", 0.08))
-    pick("lr_schedule", "cosine")
+    pick("warmup_fraction", own.get("warmup_fraction", LoopConfig.warmup_fraction))
+    pick("lr_schedule", LoopConfig.lr_schedule)
     return replace(options, **choice.settings), choice
 
 
-# What `--recipe off` means: the kit's plain defaults, whatever the machine.
-FIXED_DEFAULTS = {"model": "deepspeech2", "lr": 2e-3, "warmup_fraction": 0.08, "lr_schedule": "cosine",
-                  "amp": "auto", "num_workers": -1, "batch_seconds": 0.0}
+# What `--recipe off` means: the loop's own defaults (LoopConfig), DeepSpeech2, and the device's default batch.
+FIXED_MODEL = "deepspeech2"
 
 
-def fixed(options):
-    """The unset options filled with FIXED_DEFAULTS (`--recipe off`)."""
-    return replace(options, **{k: v for k, v in FIXED_DEFAULTS.items() if getattr(options, k) is None})
+def fixed(options, machine: Machine = Machine()):
+    """The unset options filled with the kit's plain defaults (`--recipe off`), whatever the corpus."""
+    defaults = {"model": FIXED_MODEL, "lr": LoopConfig.lr, "warmup_fraction": LoopConfig.warmup_fraction,
+                "lr_schedule": LoopConfig.lr_schedule, "amp": LoopConfig.amp, "num_workers": LoopConfig.num_workers,
+                "batch_seconds": DEFAULT_BATCH_SECONDS["cuda" if machine.device_type == "cuda" else "cpu"],
+                "noise_prob": TrainConfig.noise_prob, "phone_prob": TrainConfig.phone_prob, "vtlp": TrainConfig.vtlp}
+    return replace(options, **{k: v for k, v in defaults.items() if getattr(options, k) is None})

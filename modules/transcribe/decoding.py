@@ -34,7 +34,7 @@ def ctc_greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int
 @dataclass
 class DecoderConfig:
     """How log-probabilities become text; saved in the checkpoint so a submit decodes as training chose."""
-    decoder: str = "greedy"    # greedy | beam (CTC prefix beam search) | attention (decoder beam search) | joint
+    decoder: str = "beam"      # beam (CTC prefix beam search) | greedy | attention (decoder beam search) | joint
     beam_width: int = 8
     token_top_k: int = 8       # candidate units per frame (beyond that, a frame's tail never wins)
     blank_skip: float = 0.999  # frames with P(blank) above this only extend existing prefixes with blank

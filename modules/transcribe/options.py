@@ -1,9 +1,11 @@
 """The transcription task's options (`python main.py --help`), its presets and the rules between them.
 
-Every option is a field of `Options` with its default and help; `resolve` fills the
-defaults that depend on other options (the model's output frame for jamo, the LM
-order for the unit). A preset only changes defaults, so an option given on the
-command line still wins, and every setting of a preset is a plain option.
+Every option is a field of `Options` with its help and a default read from the config
+that uses it (LoopConfig, TrainConfig, DecoderConfig, FeatureConfig, the model configs:
+each default has one home); `resolve` fills the defaults that depend on other options
+(the model's output frame for jamo). plan.py turns the options into the run's plan. A
+preset only changes defaults, so an option given on the command line still wins, and
+every setting of a preset is a plain option.
 
 baseline2022 trains the way the 2022 official baseline did (KoSpeech's DeepSpeech2
 recipe), so bench/run_suite.py can compare it with the kit inside one harness:
@@ -31,9 +33,13 @@ from typing import Optional
 from ..features import FeatureConfig
 from ..options import TRAINING, TrainingOptions, argument_group, from_args, option
 from ..options import add_arguments as add_dataclass_arguments
+from ..training import LoopConfig
 from .decoding import SEQUENCE_DECODERS, DecoderConfig
 from .models import MODELS
+from .models.conformer import ConformerConfig
+from .models.deepspeech2 import DeepSpeech2Config
 from .tokenizers import TOKENIZERS
+from .trainer import DEFAULT_BATCH_SECONDS, MIN_AUGMENT_HOURS, TrainConfig
 
 # Jamo come ~2.5 per syllable, up to ~17 per second: at 60 ms per output frame fast speech has
 # fewer frames than CTC needs, so jamo models emit every 40 ms.
@@ -60,19 +66,22 @@ class Options(TrainingOptions):
                                  "device, the corpus and the budget for every option not given (auto.py); off: "
                                  "the kit's fixed defaults", choices=["auto", "off"])
     # The loop's options that --recipe auto chooses when they are not given.
-    lr: Optional[float] = option(None, "peak learning rate (auto: 2e-3, or the model's own)", type=float)
-    warmup_fraction: Optional[float] = option(None, "share of training spent warming the LR up (auto: 0.08, or "
-                                                    "the model's own)", type=float)
+    # None = chosen by --recipe auto (auto.py), or the loop's default (LoopConfig) with --recipe off.
+    lr: Optional[float] = option(None, f"peak learning rate (auto: {LoopConfig.lr:g}, or the model's own)", type=float)
+    warmup_fraction: Optional[float] = option(None, "share of training spent warming the LR up (auto: "
+                                                    f"{LoopConfig.warmup_fraction:g}, or the model's own)", type=float)
     amp: Optional[str] = option(None, "mixed precision (auto: bf16/fp16 on GPU, off on CPU)",
                                 choices=["auto", "off", "bf16", "fp16"])
     num_workers: Optional[int] = option(None, "DataLoader worker processes (auto: by device)", type=int)
     # Model (docs/models.md). Unset size options keep the chosen model's own defaults (models/*.py).
     model: Optional[str] = option(None, "acoustic model (auto: by device, corpus and budget)", choices=sorted(MODELS))
-    rnn_hidden: Optional[int] = option(None, "deepspeech2 (256)", type=int)
-    rnn_layers: Optional[int] = option(None, "deepspeech2 (2)", type=int)
-    time_stride: Optional[int] = option(None, "model output frame = time_stride x 10 ms (deepspeech2 6, "
-                                              f"conformer 4; {JAMO_TIME_STRIDE} with --unit jamo)", type=int)
-    conformer_size: Optional[str] = option(None, "conformer: small | medium | large (small)")
+    rnn_hidden: Optional[int] = option(None, f"deepspeech2 ({DeepSpeech2Config.rnn_hidden})", type=int)
+    rnn_layers: Optional[int] = option(None, f"deepspeech2 ({DeepSpeech2Config.rnn_layers})", type=int)
+    time_stride: Optional[int] = option(None, "model output frame = time_stride x 10 ms (deepspeech2 "
+                                              f"{DeepSpeech2Config.time_stride}, conformer {ConformerConfig.time_stride}; "
+                                              f"{JAMO_TIME_STRIDE} with --unit jamo)", type=int)
+    size: Optional[str] = option(None, f"conformer, attention: small | medium | large ({ConformerConfig.size}; "
+                                       "--conformer_size is the old name)", aliases=["--conformer_size"])
     d_model: Optional[int] = option(None, "conformer: width (overrides the size)", type=int)
     layers: Optional[int] = option(None, "conformer: blocks (overrides the size)", type=int)
     heads: Optional[int] = option(None, "conformer: attention heads (overrides the size)", type=int)
@@ -80,8 +89,9 @@ class Options(TrainingOptions):
     conv_strides: str = option("", "conv front end strides, e.g. 2x2,2x1; empty = (2x2, 2x time_stride/2)")
     win_ms: float = option(FeatureConfig.win_ms, "log-mel feature window length in ms")
     # Decoding, recorded in the checkpoint: `nsml submit` passes no kit option, so it decodes as trained.
-    decoder: str = option("beam", "beam: CTC prefix beam search + LM; attention: the attention model's own "
-                                  "beam search; joint: that search rescored with its CTC head's prefix scores",
+    decoder: str = option(DecoderConfig.decoder,
+                          "beam: CTC prefix beam search + LM; attention: the attention model's own "
+                          "beam search; joint: that search rescored with its CTC head's prefix scores",
                           choices=["greedy", "beam", *SEQUENCE_DECODERS])
     decode_ctc_weight: float = option(DecoderConfig.ctc_weight, "--decoder joint: score = (1 - w) x decoder + "
                                                                 "w x CTC prefix score")
@@ -96,12 +106,14 @@ class Options(TrainingOptions):
     lm_bonus: float = option(DecoderConfig.lm_bonus, "per-unit insertion bonus")
     tune_lm: bool = option(True, "keep --lm_weight/--lm_bonus as given instead of choosing them on validation "
                                  "data after training (fusion.py)")
-    valid_max_utterances: int = option(2000, "validate each epoch, and beam-decode at the end, on a fixed random "
-                                             "sample of at most this many validation utterances; 0 = all")
+    valid_max_utterances: int = option(TrainConfig.valid_max_utterances,
+                                       "validate each epoch, and beam-decode at the end, on a fixed random "
+                                       "sample of at most this many validation utterances; 0 = all")
     infer_budget_s: float = option(DecoderConfig.infer_budget_s, "projected inference seconds above which a "
                                                                  "submit falls back to greedy decoding")
     no_merge_repeats: bool = option(False, "greedy CTC decoding without merging repeats (the 2022 baseline's bug)")
-    infer_batch_seconds: float = option(300.0, "padded audio seconds per inference batch; 0 = one file at a time")
+    infer_batch_seconds: float = option(DecoderConfig.batch_seconds,
+                                        "padded audio seconds per inference batch; 0 = one file at a time")
     # Data and text (docs/data.md).
     unit: str = option("jamo", "output text unit: Hangul jamo, characters (syllables), or SentencePiece subwords",
                        choices=sorted(TOKENIZERS))
@@ -114,48 +126,65 @@ class Options(TrainingOptions):
                                             "dataset or the code)")
     speaker_pattern: Optional[str] = option(None, "regex whose first group (or match) in a file name is its "
                                                   "speaker, for the split")
-    trim_silence: float = option(0.0, "trim leading/trailing audio TOP_DB below peak, in training and inference; "
-                                      "0 = off", metavar="TOP_DB")
+    trim_silence: float = option(FeatureConfig.trim_db,
+                                 "trim leading/trailing audio TOP_DB below peak, in training and inference; "
+                                 "0 = off", metavar="TOP_DB")
     max_duration: float = option(40.0, "training skips utterances longer than this many seconds, naming them (0 = no "
                                        "limit; inference transcribes every file whole); the competitions' segmented "
                                        "utterances are far shorter, and one 10-minute file made an epoch's loss "
                                        "jump from ~9 to 649", metavar="SECONDS")
     feature_cache: str = option("off", "on-disk feature cache: off, on (~/.cache/korean_asr_kit/features) or a folder")
     # Training (the loop's own options are in TrainingOptions).
-    sortagrad: bool = option(False, "first epoch from shortest to longest utterance")
-    batch_seconds: Optional[float] = option(None, "padded audio seconds per batch (auto: CPU 90, GPU by memory)",
+    sortagrad: bool = option(TrainConfig.sortagrad, "first epoch from shortest to longest utterance")
+    batch_seconds: Optional[float] = option(None, "padded audio seconds per batch (auto: CPU "
+                                                  f"{DEFAULT_BATCH_SECONDS['cpu']:g}, GPU by memory)",
                                             type=float)
-    batch_utterances: int = option(0, "utterances per batch instead of --batch_seconds")
-    specaugment_copies: bool = option(False, "train on each utterance once clean and once SpecAugmented per epoch")
-    optimizer: str = option("adamw", "adam: the 2022 baseline's (weight decay as an L2 term)",
+    batch_utterances: int = option(TrainConfig.batch_size, "utterances per batch instead of --batch_seconds")
+    specaugment_copies: bool = option(TrainConfig.specaugment_copies,
+                                      "train on each utterance once clean and once SpecAugmented per epoch")
+    optimizer: str = option(LoopConfig.optimizer, "adam: the 2022 baseline's (weight decay as an L2 term)",
                             choices=["adamw", "adam"])
     lr_schedule: Optional[str] = option(None, "after warmup (auto: cosine)", choices=["cosine", "tri_stage"])
     specaugment: str = option("on", f"auto: on for budgets of {SPECAUGMENT_MIN_MINUTES:g} min or more (or no "
                                     "--max_minutes), off for shorter ones; it helped 5-minute runs on a 0.5 h "
                                     "corpus but hurt on sample_dataset", choices=["auto", "on", "off"])
-    speed_perturb: str = option("0.9,1.0,1.1", "comma-separated speeds, one drawn per training batch; off = none")
-    average_last: int = option(0, "save 'avg': mean weights of the last N epochs")
+    speed_perturb: str = option(",".join(map(str, TrainConfig.speed_factors)), "comma-separated speeds, one drawn per training batch; off = none")
+    average_last: int = option(TrainConfig.average_last, "save 'avg': mean weights of the last N epochs")
     save_every: int = option(0, "save an epoch checkpoint every N epochs (0 = auto: every ceil(epochs / 5), so a run "
                                 "keeps a handful of ~30 MB checkpoints); 'best' on every improvement and the last "
                                 "epoch are always saved")
-    ctc_weight: float = option(0.3, "models with a decoder: ctc_weight x CTC + (1 - ctc_weight) x decoder loss")
-    # Accuracy extras (issue 23; docs/models.md "Averaging, augmentation, intermediate CTC"), all off by default.
-    ema_decay: float = option(0.0, "keep an exponential moving average of the weights (e.g. 0.999); at the end "
-                                   "'best' holds it if it validates better; 0 = off")
-    average_best: int = option(0, "keep the N best epochs' weights by validation CER; at the end 'best' holds "
-                                  "their mean if it validates better; 0 = off")
-    inter_ctc_weight: float = option(0.0, "conformer/attention: (1 - w) x CTC + w x CTC of the middle block "
-                                          "(intermediate CTC); 0 = off")
-    self_condition: bool = option(False, "conformer/attention: feed the middle block's CTC distribution back "
-                                         "into the encoder (self-conditioned CTC; use with --inter_ctc_weight)")
-    noise_prob: float = option(0.0, "share of training utterances mixed with noise at a random SNR; 0 = off")
-    noise_snr: str = option("5,20", "SNR range in dB of --noise_prob", metavar="LOW,HIGH")
-    noise_dir: str = option("", "folder of noise recordings for --noise_prob; empty = generated white, pink, "
-                                "brown and babble noise")
-    phone_prob: float = option(0.0, "share of training utterances played through an 8 kHz phone channel; 0 = off")
-    phone_mulaw: bool = option(False, "the phone channel also codes 8-bit mu-law (G.711)")
-    vtlp: float = option(0.0, "vocal tract length perturbation: mel frequencies warped by a factor in "
-                              "[1 - VTLP, 1 + VTLP] per utterance (e.g. 0.1); 0 = off")
+    ctc_weight: float = option(TrainConfig.ctc_weight,
+                               "models with a decoder: ctc_weight x CTC + (1 - ctc_weight) x decoder loss")
+    # Accuracy extras (issue 23; docs/models.md "Averaging, augmentation, intermediate CTC"): the waveform
+    # augmentations are on from MIN_AUGMENT_HOURS of training audio, averaging and intermediate CTC off,
+    # each as measured (bench/README.md, "Ablation at 20 minutes").
+    ema_decay: float = option(TrainConfig.ema_decay,
+                              "keep an exponential moving average of the weights (e.g. 0.999); at the end "
+                              "'best' holds it if it validates better; 0 = off")
+    average_best: int = option(TrainConfig.average_best,
+                               "keep the N best epochs' weights by validation CER; at the end 'best' holds "
+                               "their mean if it validates better; 0 = off")
+    inter_ctc_weight: float = option(TrainConfig.inter_ctc_weight,
+                                     "conformer/attention: (1 - w) x CTC + w x CTC of the middle block "
+                                     "(intermediate CTC); 0 = off")
+    self_condition: bool = option(ConformerConfig.self_condition,
+                                  "conformer/attention: feed the middle block's CTC distribution back "
+                                  "into the encoder (self-conditioned CTC; use with --inter_ctc_weight)")
+    noise_prob: Optional[float] = option(None, "share of training utterances mixed with noise at a random SNR; 0 = off (auto: "
+                                              f"{TrainConfig.noise_prob:g} from {MIN_AUGMENT_HOURS:g} h of training audio, else 0)",
+                                     type=float)
+    noise_snr: str = option(TrainConfig.noise_snr, "SNR range in dB of --noise_prob", metavar="LOW,HIGH")
+    noise_dir: str = option(TrainConfig.noise_dir,
+                            "folder of noise recordings for --noise_prob; empty = generated white, pink, "
+                            "brown and babble noise")
+    phone_prob: Optional[float] = option(None, "share of training utterances played through an 8 kHz phone channel; 0 = off (auto: "
+                                              f"{TrainConfig.phone_prob:g} from {MIN_AUGMENT_HOURS:g} h of training audio, else 0)",
+                                     type=float)
+    phone_mulaw: bool = option(TrainConfig.phone_mulaw, "the phone channel without the 8-bit mu-law (G.711) coding it "
+                                                        "applies by default")
+    vtlp: Optional[float] = option(None, "vocal tract length perturbation: mel frequencies warped by a factor in "
+                                         f"[1 - VTLP, 1 + VTLP] per utterance; 0 = off (auto: {TrainConfig.vtlp:g} from "
+                                         f"{MIN_AUGMENT_HOURS:g} h of training audio, else 0)", type=float)
 
 
 PRESETS = {
@@ -180,6 +209,10 @@ PRESETS = {
         "infer_batch_seconds": 0.0,
         "unit": "char",
         "speed_perturb": "off",
+        "noise_prob": 0.0,
+        "phone_prob": 0.0,
+        "phone_mulaw": False,
+        "vtlp": 0.0,
     },
 }
 
@@ -189,7 +222,7 @@ HELP_GROUPS = {
     "task and recipe": ["preset", "recipe"],
     "data": ["valid_fraction", "unit", "vocab_size", "no_spaces", "dual", "punctuation", "label_map",
                       "speaker_pattern", "trim_silence", "feature_cache", "win_ms"],
-    "model": ["model", "rnn_hidden", "rnn_layers", "time_stride", "conformer_size", "d_model", "layers", "heads",
+    "model": ["model", "rnn_hidden", "rnn_layers", "time_stride", "size", "d_model", "layers", "heads",
               "conv_kernels", "conv_strides"],
     "decoding": ["decoder", "decode_ctc_weight", "beam_width", "infer_budget_s", "no_merge_repeats",
                  "infer_batch_seconds"],
@@ -236,21 +269,6 @@ def resolve(options: Options) -> Options:
     return replace(options, time_stride=time_stride)
 
 
-def feature_config(options: Options) -> FeatureConfig:
-    return FeatureConfig(win_ms=options.win_ms, trim_db=options.trim_silence)
-
-
-def save_every(options: Options) -> int:
-    """Epochs between epoch checkpoints: --save_every, else five per run (each holds weights, optimizer
-    state and the LM: 100 epochs of one checkpoint each filled 3 GB of a laptop's disk)."""
-    return options.save_every or max(1, -(-options.epochs // 5))
-
-
-def lm_order(options: Options, unit: str) -> int:
-    """The n-gram order to train over `unit` (the checkpoint's, on a fork): --lm_order, else by unit."""
-    return options.lm_order if options.lm_order is not None else LM_ORDER_BY_UNIT.get(unit, 0)
-
-
 def use_specaugment(options: Options) -> bool:
     if options.specaugment == "auto":
         return not options.max_minutes or options.max_minutes >= SPECAUGMENT_MIN_MINUTES
@@ -275,17 +293,6 @@ def conv_pairs(text: str):
     return [[int(v) for v in pair.split("x")] for pair in text.split(",")] if text else None
 
 
-# Options that configure the acoustic model; `conformer_size` is the conformer config's `size`.
-MODEL_OPTIONS = ("rnn_hidden", "rnn_layers", "time_stride", "conformer_size", "d_model", "layers", "heads",
-                 "self_condition")
-
-
-def model_options(options: Options) -> dict:
-    """The model options given (not None) that the chosen model's config has, plus the conv layout."""
-    given = {"size" if k == "conformer_size" else k: getattr(options, k) for k in MODEL_OPTIONS
-             if getattr(options, k) is not None}
-    _, config_cls = MODELS[options.model]
-    chosen = {f.name: given[f.name] for f in fields(config_cls) if f.name in given}
-    if options.conv_kernels or options.conv_strides:
-        chosen.update(conv_kernels=conv_pairs(options.conv_kernels), conv_strides=conv_pairs(options.conv_strides))
-    return chosen
+# Options that configure the acoustic model, each named as the field of the model configs it sets
+# (plan.model_config passes those the chosen model's config has).
+MODEL_OPTIONS = ("rnn_hidden", "rnn_layers", "time_stride", "size", "d_model", "layers", "heads", "self_condition")

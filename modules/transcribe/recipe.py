@@ -1,8 +1,12 @@
 """Training a speech recognizer from a dataset folder, start to finish.
 
-    read the dataset -> split 8:2 (no sentence or speaker on both sides) -> tokenizer over every
-    label -> model -> n-gram LM over the training transcripts -> train, saving every epoch and
-    'best' -> choose the LM fusion weights on validation -> save 'best' again (and 'avg')
+    read the dataset -> split 8:2 (no sentence or speaker on both sides) -> the plan (plan.py: every
+    setting, from the options, the device and the corpus) -> tokenizer over every label -> model ->
+    n-gram LM over the training transcripts -> train, saving every epoch and 'best' -> choose the LM
+    fusion weights on validation -> save 'best' again (and 'avg')
+
+After the plan is made, nothing here reads the options: each step takes its part of the plan, and
+every checkpoint records the plan.
 
 Everything the platform does (report, save, log) goes through `callbacks`; this file never
 imports nsml.
@@ -14,45 +18,30 @@ import torch
 
 from .. import distributed
 from ..averaging import cpu_copy
-from ..options import config_from
 from ..task_interface import Callbacks
-from .normalize import TextConfig
 from . import auto
 from .corpus import read_training_set
-from .decoding import SEQUENCE_DECODERS, DecoderConfig
-from .feature_cache import cache_dir_from_option
 from .fusion import FusionGrid, tune_lm_fusion
 from .lm import CharNgramLM
-from .models import RECOMMENDED_TRAINING, has_decoder
-from .options import (
-    LM_ORDER_BY_UNIT,
-    Options,
-    feature_config,
-    lm_order,
-    model_options,
-    resolve,
-    save_every,
-    speed_factors,
-    use_specaugment,
-)
+from .options import Options
+from .plan import LMPlan, Plan, make_plan, text_config
 from .recognizer import SpeechRecognizer
 from .split import split_by_names, split_by_sentence
 from .tokenizers import build_tokenizer
-from .trainer import SpeechTrainer, TrainConfig
+from .trainer import SpeechTrainer
 
 
 def build(options: Options, dataset_path: str, device: torch.device, loaded_state: dict = None,
           log=print) -> SpeechTrainer:
-    """Everything training needs, built as `options` say: data, split, recognizer (new, or the forked
-    checkpoint's), decoder, LM and the trainer (`trainer.recognizer`), resumed when `loaded_state` is given."""
+    """Everything training needs: data, split, the plan (printed as `[recipe]` lines), recognizer (new, or
+    the forked checkpoint's), decoder, LM and the trainer (`trainer.recognizer`, `trainer.plan`), resumed
+    when `loaded_state` is given."""
     loaded = SpeechRecognizer.from_state_dict(loaded_state["recognizer"], device) if loaded_state else None
     resume = loaded_state.get("trainer") if loaded_state else None
 
     # A forked session keeps its checkpoint's text settings, units and split.
-    text_config = loaded.text_config if loaded else TextConfig(
-        keep_spaces=not options.no_spaces, dual=options.dual, punctuation=options.punctuation)
-    utterances = read_training_set(dataset_path, text_config, options.label_map, options.speaker_pattern,
-                                   max_seconds=options.max_duration)
+    utterances = read_training_set(dataset_path, text_config(options, loaded), options.label_map,
+                                   options.speaker_pattern, max_seconds=options.max_duration)
     if resume and resume.get("valid_files"):
         train_utts, valid_utts = split_by_names(utterances, resume["valid_files"])
     else:
@@ -60,31 +49,19 @@ def build(options: Options, dataset_path: str, device: torch.device, loaded_stat
     log(f"[data] {len(train_utts)} train / {len(valid_utts)} validation utterances "
         f"({sum(u.duration for u in train_utts) / 60:.1f} / {sum(u.duration for u in valid_utts) / 60:.1f} min)")
 
-    if loaded:  # the checkpoint's model, whatever the options say
-        options = replace(options, model=loaded.model_name)
-    if options.recipe == "auto":
-        hours = sum(u.duration for u in train_utts) / 3600
-        options, choice = auto.choose(options, auto.Machine.of(device), hours, RECOMMENDED_TRAINING)
-        log(f"[recipe] auto: {choice.summary()}")
-    else:
-        options, choice = auto.fixed(options), None
-    options = resolve(options)
-    if options.decoder in SEQUENCE_DECODERS and not has_decoder(options.model):
-        raise SystemExit(f"--decoder {options.decoder} needs a model with a decoder, such as --model attention "
-                         f"(got --model {options.model})")
-
-    recognizer = loaded or new_recognizer(options, [u.text for u in utterances], device)
-    recognizer.decoder_config = decoder_config(options, recognizer.tokenizer.kind)
-    recognizer.lm = train_lm(options, recognizer, train_utts, log)
+    plan = make_plan(options, auto.Machine.of(device), sum(u.duration for u in train_utts) / 3600, loaded)
+    for line in plan.describe():
+        log(line)
+    recognizer = loaded or new_recognizer(plan, [u.text for u in utterances], options.seed, device)
+    recognizer.decoder_config = plan.decoder
+    recognizer.lm = train_lm(plan.lm, recognizer, train_utts, options.seed, log)
     n_params = sum(p.numel() for p in recognizer.model.parameters())
     log(f"[model] {recognizer.model_name}: {n_params / 1e6:.2f} M parameters, "
         f"{len(recognizer.tokenizer)} units, device {device}")
 
-    config = config_from(TrainConfig, options, batch_size=options.batch_utterances,
-                         specaugment=use_specaugment(options), speed_factors=speed_factors(options.speed_perturb),
-                         feature_cache=cache_dir_from_option(options.feature_cache) or "")
+    config = plan.training
     trainer = SpeechTrainer(recognizer, config, train_utts, valid_utts)
-    trainer.choice = choice  # saved with every checkpoint: what --recipe auto chose and why
+    trainer.plan = plan  # recorded in every checkpoint
     if len(trainer.scored_valid_utts) < len(valid_utts):
         log(f"[data] validation scores a fixed sample of {len(trainer.scored_valid_utts)} of the {len(valid_utts)} "
             f"validation utterances each epoch and at the end (--valid_max_utterances)")
@@ -107,12 +84,13 @@ def train(options: Options, dataset_path: str, device: torch.device, callbacks: 
     trainer = build(options, dataset_path, device, loaded_state, log)
     recognizer = trainer.recognizer
 
+    plan = trainer.plan
+
     def state():
-        return {"recognizer": recognizer.state_dict(), "trainer": trainer.state_dict(),
-                "recipe": trainer.choice.state_dict() if trainer.choice else None}
+        return {"recognizer": recognizer.state_dict(), "trainer": trainer.state_dict(), "plan": plan.state_dict()}
 
     best_weights = {}  # the weights saved as 'best', kept for tuning the LM fusion at the end
-    every, saved = save_every(options), set()
+    every, saved = plan.save_every, set()
 
     def on_epoch_end(m):
         log(f"epoch {m['epoch']:3d}/{m['epochs']} | train_loss {m['train_loss']:.3f} | val_loss {m['val_loss']:.3f} | "
@@ -127,7 +105,7 @@ def train(options: Options, dataset_path: str, device: torch.device, callbacks: 
             saved.add(m["epoch"])
         if m["improved"]:
             callbacks.save("best", state())
-            if options.tune_lm or trainer.averaging:
+            if plan.lm.tune or trainer.averaging:
                 best_weights.update({k: v.detach().to("cpu", copy=True)
                                      for k, v in recognizer.model.state_dict().items()})
 
@@ -150,7 +128,7 @@ def train(options: Options, dataset_path: str, device: torch.device, callbacks: 
     if best_weights and uses_lm:
         tune_fusion_of_best(recognizer, trainer, best_weights, callbacks, state)
     weights = trainer.final_weights if trainer.averaging else "final"  # what the model holds now
-    if options.average_last and trainer.recent_weights:
+    if plan.training.average_last and trainer.recent_weights:
         recognizer.model.load_state_dict(trainer.averaged_weights())
         weights = "averaged"
         m = trainer.evaluate()
@@ -166,40 +144,28 @@ def train(options: Options, dataset_path: str, device: torch.device, callbacks: 
     return recognizer
 
 
-def new_recognizer(options: Options, texts: list, device: torch.device) -> SpeechRecognizer:
-    """A fresh model and tokenizer. The tokenizer sees every label's characters, validation included,
-    so no character is ever dropped."""
-    torch.manual_seed(options.seed)  # same initial weights in every run (and on every DDP rank)
-    tokenizer = build_tokenizer(options.unit, texts, vocab_size=options.vocab_size)
-    text_config = TextConfig(keep_spaces=not options.no_spaces, dual=options.dual, punctuation=options.punctuation)
-    return SpeechRecognizer.create(options.model, tokenizer, feature_config(options), text_config, device,
-                                   **model_options(options))
+def new_recognizer(plan: Plan, texts: list, seed: int, device: torch.device) -> SpeechRecognizer:
+    """A fresh model and tokenizer as planned. The tokenizer sees every label's characters, validation
+    included, so no character is ever dropped."""
+    torch.manual_seed(seed)  # same initial weights in every run (and on every DDP rank)
+    tokenizer = build_tokenizer(plan.units.kind, texts, vocab_size=plan.units.vocab_size)
+    return SpeechRecognizer.create(plan.model.name, tokenizer, plan.features, plan.text, device, **plan.model.config)
 
 
-def decoder_config(options: Options, unit: str) -> DecoderConfig:
-    """How the checkpoint will decode (a submit passes no options, so it decodes as trained)."""
-    order = lm_order(options, unit)
-    return DecoderConfig(decoder=options.decoder, beam_width=options.beam_width, ctc_weight=options.decode_ctc_weight,
-                         lm_weight=options.lm_weight if order else 0.0, lm_bonus=options.lm_bonus,
-                         infer_budget_s=options.infer_budget_s, merge_repeats=not options.no_merge_repeats,
-                         batch_seconds=options.infer_batch_seconds)
-
-
-def train_lm(options: Options, recognizer: SpeechRecognizer, train_utts: list, log):
-    """The n-gram LM over the units the model emits (syllables or jamo), from the training transcripts
-    only: a language model that saw validation text would flatter its CER. None when not used."""
-    kind, order = recognizer.tokenizer.kind, lm_order(options, recognizer.tokenizer.kind)
-    if options.decoder != "beam" or order <= 0 or options.lm_weight <= 0:
+def train_lm(lm: LMPlan, recognizer: SpeechRecognizer, train_utts: list, seed: int, log):
+    """The planned n-gram LM over the units the model emits (syllables or jamo), from the training
+    transcripts only: a language model that saw validation text would flatter its CER. None when not used."""
+    if not lm.order:
+        if lm.why_none and "lm_order 0" not in lm.why_none and "lm_weight 0" not in lm.why_none:
+            log(f"[lm] no language model: {lm.why_none}")
         return None
-    if kind not in LM_ORDER_BY_UNIT:
-        log(f"[lm] the n-gram LM needs --unit char or jamo; beam search without LM for --unit {kind}")
-        return None
+    kind = recognizer.tokenizer.kind
     texts = ["".join(recognizer.tokenizer.split(u.text)) for u in train_utts]
-    lm = CharNgramLM.train(texts, order=order, max_texts=options.lm_max_texts, seed=options.seed)
-    sampled = f"a random {options.lm_max_texts} of " if 0 < options.lm_max_texts < len(texts) else ""
-    log(f"[lm] {order}-gram of {kind} units from {sampled}{len(texts)} training transcripts: "
-        f"{lm.num_ngrams()} n-grams")
-    return lm
+    model = CharNgramLM.train(texts, order=lm.order, max_texts=lm.max_texts, seed=seed)
+    sampled = f"a random {lm.max_texts} of " if 0 < lm.max_texts < len(texts) else ""
+    log(f"[lm] {lm.order}-gram of {kind} units from {sampled}{len(texts)} training transcripts: "
+        f"{model.num_ngrams()} n-grams")
+    return model
 
 
 def tune_fusion_of_best(recognizer, trainer, best_weights: dict, callbacks: Callbacks, state):

@@ -26,7 +26,8 @@ class SpeechRecognizer:
         self.text_config = text_config
         self.featurizer = LogMelFilterbank(feature_config).to(device)
         self.device = device
-        self.decoder_config = DecoderConfig()  # greedy unless training or the checkpoint says otherwise
+        # Greedy until training or the checkpoint says otherwise: a fresh model has no LM to fuse.
+        self.decoder_config = DecoderConfig(decoder="greedy")
         self.lm = None                          # CharNgramLM for beam search fusion, or None
 
     @classmethod
@@ -118,7 +119,7 @@ class SpeechRecognizer:
         recognizer = cls.create(state["model_name"], tokenizer, FeatureConfig(**state["feature_config"]),
                                 TextConfig(**state["text_config"]), device, **state["model_options"])
         recognizer.model.load_state_dict(state["model"])
-        recognizer.decoder_config = DecoderConfig(**state.get("decoder", {}))
+        recognizer.decoder_config = DecoderConfig(**{"decoder": "greedy", **state.get("decoder", {})})
         if state.get("lm") is not None:
             recognizer.lm = CharNgramLM.from_state_dict(state["lm"])
         recognizer.model.eval()

@@ -24,6 +24,7 @@ Keys named on the command line are all shown (counters too), grouped by the
 same rule.
 """
 import math
+import sys
 import re
 from dataclasses import dataclass, field
 
@@ -239,7 +240,11 @@ def plot(sessions, keys, output, smooth=0.0):
         differ = differing_args([_arguments(s) for s in sessions])
         names = ['%s  %s' % (s.name, d) if d else s.name for s, d in zip(sessions, differ)]
 
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # an optional dependency of the emulator: say how to get it, not a traceback
+        raise NSMLError('nsml plot needs matplotlib, which is not installed in this environment: '
+                        '%s -m pip install matplotlib' % (sys.executable or 'python'))
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
